@@ -1,0 +1,155 @@
+//! Command-line arguments. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runners::Framework;
+
+/// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest
+/// as background jobs, plus the same engine on the command line.
+///
+/// With no subcommand, testrelay serves MCP on stdin/stdout: point your IDE's MCP
+/// configuration at this binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "testrelay",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The workspace (project root) that tools resolve paths in. IDE configs pass ${workspaceFolder}.
+    #[arg(long, global = true, env = "TESTRELAY_WORKSPACE", value_name = "PATH")]
+    pub workspace: Option<PathBuf>,
+
+    /// Where job records and logs are kept [default: the per-user state directory, e.g. ~/.local/state/testrelay]
+    #[arg(long, global = true, env = "TESTRELAY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How many test runs may execute at once; further runs wait in a queue.
+    #[arg(
+        long,
+        global = true,
+        env = "TESTRELAY_MAX_JOBS",
+        default_value_t = 2,
+        value_name = "N"
+    )]
+    pub max_jobs: usize,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout (the default). Logs go to stderr; set TESTRELAY_LOG=debug for more.
+    Serve,
+    /// Run tests now through the same job engine the MCP tools use, with live progress.
+    ///
+    /// Exits 0 when every test passed, 1 when tests failed, 2 when the run could not run
+    /// (nothing to run, usage error, crash, timeout, cancel).
+    Run(RunArgs),
+    /// Check whether the project's tests can run here and print what to install.
+    ///
+    /// Exits 0 when ready, 1 when something is missing or no framework was detected.
+    Check(CheckArgs),
+    /// Internal: supervise one job's process tree (started by testrelay itself).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project directory, then test files, directories or test ids (pytest node ids).
+    /// The first argument is taken as the project directory when it is a directory with a
+    /// detectable test setup; otherwise every argument is a test and the project is the
+    /// workspace or the current directory.
+    #[arg(value_name = "PATH | TEST")]
+    pub args: Vec<String>,
+
+    /// The framework to use [default: detected from the project's files]
+    #[arg(long, short = 'f', value_name = "NAME")]
+    pub framework: Option<Framework>,
+
+    /// Stop the run after this many seconds; tests that finished are kept.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// Only tests matching this name expression (pytest -k).
+    #[arg(short = 'k', long, value_name = "EXPR")]
+    pub keyword: Option<String>,
+
+    /// Only tests matching this marker expression (pytest -m).
+    #[arg(short = 'm', long, value_name = "EXPR")]
+    pub markers: Option<String>,
+
+    /// Print the final status as JSON (the get_test_execution_status answer) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The project directory [default: the workspace or the current directory]
+    pub path: Option<String>,
+
+    /// Check only this framework.
+    #[arg(long, short = 'f', value_name = "NAME")]
+    pub framework: Option<Framework>,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    #[arg(long)]
+    pub report: PathBuf,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    #[arg(long, default_value_t = 5000)]
+    pub grace_int_ms: u64,
+    #[arg(long, default_value_t = 3000)]
+    pub grace_term_ms: u64,
+    /// The runner program and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_and_globals_work_anywhere() {
+        let cli = Cli::try_parse_from(["testrelay", "--workspace", "/w"]).unwrap();
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from([
+            "testrelay",
+            "run",
+            "tests/test_a.py",
+            "--workspace",
+            "/w",
+            "-k",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(cli.workspace.as_deref(), Some(std::path::Path::new("/w")));
+        match cli.command {
+            Some(Command::Run(r)) => assert_eq!(
+                (r.args, r.keyword.as_deref()),
+                (vec!["tests/test_a.py".to_string()], Some("x"))
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["testrelay", "run", "--framework", "cobol"]).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! testrelay: a local stdio MCP server that runs a project's tests as background jobs.
+//!
+//! Data flows one way:
+//! `commands` (CLI) and `server` (MCP tools) → `jobs` (spawn, supervise, persist) →
+//! `runners` (detect, plan, parse; pure) → `report` (normalized results and exports).
+//! Only `jobs` spawns processes; stdout belongs to JSON-RPC in serve mode, so human output
+//! goes through `printer` in CLI subcommands only.
+
+pub mod cli;
+pub mod commands;
+pub mod jobs;
+mod printer;
+pub mod report;
+pub mod runners;
+pub mod server;

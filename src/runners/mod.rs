@@ -1,0 +1,177 @@
+//! Runner adapters: detect a framework, plan its command, read its results.
+//!
+//! This module is pure: given a project directory and a request it returns a [`Plan`]
+//! (program, argv, env, support files to write); given the event lines a job produced it
+//! builds a [`TestReport`](crate::report::TestReport). It never spawns a process: `jobs/`
+//! runs plans and environment probes and hands the output back here. Every framework is
+//! one file with the same faces (detect, plan, probe/check, collect, classify), dispatched
+//! by an exhaustive `match` on [`Framework`].
+
+mod env;
+mod plan;
+mod pytest;
+mod python;
+
+pub use env::HostEnv;
+pub use plan::{
+    Detection, EnvironmentCheck, Plan, ProbeOutput, ProbePlan, Progress, RunRequest, RunnerError,
+    SupportFile, Verdict,
+};
+pub use python::{PythonEnv, PythonSource};
+
+use std::path::Path;
+
+use crate::report::TestReport;
+
+/// A test framework testrelay knows how to run.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    Pytest,
+}
+
+impl Framework {
+    pub const ALL: [Framework; 1] = [Framework::Pytest];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Pytest => "pytest",
+        }
+    }
+}
+
+impl std::fmt::Display for Framework {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Framework {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Framework::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let known: Vec<_> = Framework::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown framework '{s}' (known: {})", known.join(", "))
+            })
+    }
+}
+
+/// Frameworks found in `dir`, each with the files that gave it away.
+pub fn detect(dir: &Path) -> Vec<Detection> {
+    Framework::ALL
+        .into_iter()
+        .filter_map(|f| {
+            let evidence = match f {
+                Framework::Pytest => pytest::detect(dir),
+            };
+            (!evidence.is_empty()).then_some(Detection {
+                framework: f,
+                evidence,
+            })
+        })
+        .collect()
+}
+
+/// The command that checks a project's toolchain for `framework`, or the check's final
+/// answer when no command is needed (for example when no interpreter exists at all).
+pub fn probe(
+    framework: Framework,
+    dir: &Path,
+    stop_at: Option<&Path>,
+    env: &HostEnv,
+) -> Result<ProbePlan, Box<EnvironmentCheck>> {
+    match framework {
+        Framework::Pytest => pytest::probe(dir, stop_at, env),
+    }
+}
+
+/// Interpret the output of [`probe`]'s command.
+pub fn check(
+    framework: Framework,
+    dir: &Path,
+    plan: &ProbePlan,
+    out: &ProbeOutput,
+) -> EnvironmentCheck {
+    match framework {
+        Framework::Pytest => pytest::check(dir, plan, out),
+    }
+}
+
+/// Plan a run. `job_dir` is where the runner's machine-readable output must go.
+pub fn plan(
+    framework: Framework,
+    dir: &Path,
+    stop_at: Option<&Path>,
+    job_dir: &Path,
+    request: &RunRequest,
+    env: &HostEnv,
+) -> Result<Plan, RunnerError> {
+    match framework {
+        Framework::Pytest => pytest::plan(dir, stop_at, job_dir, request, env),
+    }
+}
+
+/// The incremental reader of a running job's event file.
+pub enum Collector {
+    Pytest(pytest::Collector),
+}
+
+impl Collector {
+    pub fn new(framework: Framework) -> Self {
+        match framework {
+            Framework::Pytest => Collector::Pytest(pytest::Collector::default()),
+        }
+    }
+
+    /// The file in the job directory that the runner streams its events to.
+    pub fn events_file(framework: Framework) -> &'static str {
+        match framework {
+            Framework::Pytest => pytest::EVENTS_FILE,
+        }
+    }
+
+    /// Feed one complete line of the event file.
+    pub fn feed_line(&mut self, line: &str) {
+        match self {
+            Collector::Pytest(c) => c.feed_line(line),
+        }
+    }
+
+    pub fn progress(&self) -> Progress {
+        match self {
+            Collector::Pytest(c) => c.progress(),
+        }
+    }
+
+    pub fn report(&self) -> TestReport {
+        match self {
+            Collector::Pytest(c) => c.report(),
+        }
+    }
+
+    /// Judge a finished run from its exit code (None when killed by a signal), the report
+    /// and the tail of the runner's stderr (only used to quote the runner's own words).
+    pub fn classify(
+        &self,
+        exit_code: Option<i32>,
+        report: &TestReport,
+        stderr_tail: &str,
+    ) -> Verdict {
+        match self {
+            Collector::Pytest(c) => c.classify(exit_code, report, stderr_tail),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+"""testrelay's pytest plugin: one JSON line per event, appended to $TESTRELAY_PYTEST_EVENTS.
+
+testrelay writes this file into the job's own directory and loads it with
+`-p testrelay_pytest`; nothing is installed into the project or its environment.
+Every line is flushed as soon as it is written, so a run that is killed keeps every
+test that finished. Output that the events carry is capped so a noisy test cannot
+make the file huge.
+"""
+
+import json
+import os
+
+import pytest
+
+_CAP = 8192
+_out = None
+_phases = {}
+
+
+def _emit(obj):
+    if _out is not None:
+        _out.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        _out.flush()
+
+
+def _cap(text):
+    if text is None:
+        return None
+    text = str(text)
+    if len(text) > _CAP:
+        return text[:_CAP] + "\n[truncated by testrelay]"
+    return text
+
+
+def pytest_configure(config):
+    global _out
+    path = os.environ.get("TESTRELAY_PYTEST_EVENTS")
+    # pytest-xdist workers report through the controller; only the controller writes.
+    if not path or hasattr(config, "workerinput"):
+        return
+    _out = open(path, "a", encoding="utf-8")
+    _emit(
+        {
+            "event": "start",
+            "pytest_version": pytest.__version__,
+            "rootdir": str(config.rootpath),
+        }
+    )
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _emit(
+            {
+                "event": "collect_error",
+                "nodeid": report.nodeid,
+                "longrepr": _cap(report.longreprtext),
+            }
+        )
+
+
+def pytest_collection_finish(session):
+    _emit({"event": "collected", "count": len(session.items)})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    _emit({"event": "collected", "count": len(ids)})
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _emit({"event": "test_start", "nodeid": nodeid, "file": location[0]})
+
+
+def pytest_runtest_logreport(report):
+    _phases.setdefault(report.nodeid, {})[report.when] = report
+
+
+def _skip_reason(report):
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr) if longrepr else None
+
+
+def _crash_message(report):
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message
+    return None
+
+
+def _verdict(phases):
+    """(status, raw_status, the report that explains it) for one test's phases."""
+    setup, call, teardown = phases.get("setup"), phases.get("call"), phases.get("teardown")
+    if setup is not None and setup.failed:
+        return "errored", "error", setup
+    if setup is not None and setup.skipped:
+        raw = "xfailed" if hasattr(setup, "wasxfail") else "skipped"
+        return "skipped", raw, setup
+    status, raw, why = "passed", "passed", call
+    if call is not None:
+        if call.failed:
+            raw = "xpassed_strict" if "XPASS(strict)" in str(call.longrepr) else "failed"
+            status = "failed"
+        elif call.skipped:
+            status = "skipped"
+            raw = "xfailed" if hasattr(call, "wasxfail") else "skipped"
+        elif hasattr(call, "wasxfail"):
+            raw = "xpassed"
+    if teardown is not None and teardown.failed and status == "passed":
+        return "errored", "error", teardown
+    return status, raw, why
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    phases = _phases.pop(nodeid, {})
+    if not phases:
+        return
+    status, raw, why = _verdict(phases)
+    message = trace = None
+    if why is not None:
+        if status == "skipped":
+            message = getattr(why, "wasxfail", None) or _skip_reason(why)
+        elif status in ("failed", "errored"):
+            message = _crash_message(why)
+            trace = why.longreprtext
+    # Each phase's report carries the output captured so far, so the last one has it all.
+    last = phases.get("teardown") or phases.get("call") or phases.get("setup")
+    stdout, stderr = last.capstdout, last.capstderr
+    fspath, lineno, domain = location
+    _emit(
+        {
+            "event": "test",
+            "nodeid": nodeid,
+            "file": fspath,
+            "line": None if lineno is None else lineno + 1,
+            "domain": domain,
+            "status": status,
+            "raw_status": raw,
+            "phase": why.when if why is not None else None,
+            "duration": sum(r.duration for r in phases.values()),
+            "start": min(getattr(r, "start", 0) for r in phases.values()),
+            "message": _cap(message),
+            "trace": _cap(trace),
+            "stdout": _cap(stdout) or None,
+            "stderr": _cap(stderr) or None,
+        }
+    )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _emit({"event": "finish", "exitstatus": int(exitstatus)})

@@ -1,0 +1,211 @@
+//! Finding the project's own Python interpreter from files, not from the inherited shell.
+//!
+//! Order: `$VIRTUAL_ENV`; a virtualenv folder (`.venv`, `venv`, `env`, `.env` holding a
+//! `pyvenv.cfg`) in the project or a parent up to the workspace or repository root;
+//! `$UV_PROJECT_ENVIRONMENT`; `$CONDA_PREFIX`; then `python3`/`python` on PATH.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::HostEnv;
+
+const VENV_DIRS: [&str; 4] = [".venv", "venv", "env", ".env"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonSource {
+    VirtualEnvVar,
+    ProjectVenv,
+    UvProjectEnvironment,
+    Conda,
+    Path,
+}
+
+/// A Python interpreter and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonEnv {
+    pub interpreter: PathBuf,
+    pub source: PythonSource,
+    /// The environment's prefix when it is a virtualenv or conda env.
+    pub prefix: Option<PathBuf>,
+}
+
+impl PythonEnv {
+    pub fn describe(&self) -> String {
+        let how = match self.source {
+            PythonSource::VirtualEnvVar => "$VIRTUAL_ENV".to_string(),
+            PythonSource::ProjectVenv => match &self.prefix {
+                Some(p) => format!("virtualenv {}", p.display()),
+                None => "virtualenv".to_string(),
+            },
+            PythonSource::UvProjectEnvironment => "$UV_PROJECT_ENVIRONMENT".to_string(),
+            PythonSource::Conda => "$CONDA_PREFIX".to_string(),
+            PythonSource::Path => "PATH".to_string(),
+        };
+        format!("{} (from {how})", self.interpreter.display())
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.source != PythonSource::Path
+    }
+}
+
+fn interpreter_in(prefix: &Path) -> Option<PathBuf> {
+    let candidates: &[&str] = if cfg!(windows) {
+        &["Scripts/python.exe", "python.exe"]
+    } else {
+        &["bin/python", "bin/python3"]
+    };
+    candidates
+        .iter()
+        .map(|c| prefix.join(c))
+        .find(|p| p.is_file())
+}
+
+fn is_venv(dir: &Path) -> bool {
+    dir.join("pyvenv.cfg").is_file()
+}
+
+/// Directories from `start` upwards where a project virtualenv may live: stop at
+/// `stop_at` (the workspace root), at the first directory holding `.git`, or below home.
+fn search_dirs(start: &Path, stop_at: Option<&Path>, home: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in start.ancestors() {
+        if Some(dir) == home || dir.parent().is_none() {
+            break;
+        }
+        out.push(dir.to_path_buf());
+        if Some(dir) == stop_at || dir.join(".git").exists() {
+            break;
+        }
+    }
+    out
+}
+
+/// Find the interpreter that should run the project's tests.
+pub fn find_python(project: &Path, stop_at: Option<&Path>, env: &HostEnv) -> Option<PythonEnv> {
+    let from_prefix = |prefix: PathBuf, source: PythonSource| {
+        interpreter_in(&prefix).map(|interpreter| PythonEnv {
+            interpreter,
+            source,
+            prefix: Some(prefix),
+        })
+    };
+    if let Some(found) = env
+        .get("VIRTUAL_ENV")
+        .and_then(|v| from_prefix(v.into(), PythonSource::VirtualEnvVar))
+    {
+        return Some(found);
+    }
+    let home = env.home();
+    for dir in search_dirs(project, stop_at, home.as_deref()) {
+        for name in VENV_DIRS {
+            let candidate = dir.join(name);
+            if is_venv(&candidate)
+                && let Some(found) = from_prefix(candidate, PythonSource::ProjectVenv)
+            {
+                return Some(found);
+            }
+        }
+    }
+    if let Some(v) = env.get("UV_PROJECT_ENVIRONMENT") {
+        let p = PathBuf::from(v);
+        let p = if p.is_absolute() { p } else { project.join(p) };
+        if let Some(found) = from_prefix(p, PythonSource::UvProjectEnvironment) {
+            return Some(found);
+        }
+    }
+    if let Some(found) = env
+        .get("CONDA_PREFIX")
+        .and_then(|v| from_prefix(v.into(), PythonSource::Conda))
+    {
+        return Some(found);
+    }
+    ["python3", "python"].into_iter().find_map(|name| {
+        env.which(name).map(|interpreter| PythonEnv {
+            interpreter,
+            source: PythonSource::Path,
+            prefix: None,
+        })
+    })
+}
+
+/// The tool that manages the project's Python environment, judged from its files.
+pub fn project_tool(project: &Path) -> &'static str {
+    let pyproject = std::fs::read_to_string(project.join("pyproject.toml")).unwrap_or_default();
+    if project.join("uv.lock").is_file() || pyproject.contains("[tool.uv") {
+        "uv"
+    } else if project.join("poetry.lock").is_file() || pyproject.contains("[tool.poetry") {
+        "poetry"
+    } else if project.join("Pipfile").is_file() {
+        "pipenv"
+    } else {
+        "pip"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_venv(dir: &Path) {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::write(dir.join("bin/python"), "").unwrap();
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HostEnv {
+        HostEnv::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn project_venv_in_a_parent_is_found_and_virtual_env_wins() {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("repo/sub");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::create_dir(root.path().join("repo/.git")).unwrap();
+        fake_venv(&root.path().join("repo/.venv"));
+
+        let found = find_python(&project, None, &env(&[("PATH", "")])).unwrap();
+        assert_eq!(found.source, PythonSource::ProjectVenv);
+        assert_eq!(found.interpreter, root.path().join("repo/.venv/bin/python"));
+
+        let other = root.path().join("other");
+        fake_venv(&other);
+        let found = find_python(
+            &project,
+            None,
+            &env(&[("VIRTUAL_ENV", other.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(found.source, PythonSource::VirtualEnvVar);
+    }
+
+    #[test]
+    fn search_stops_at_the_repository_root() {
+        let root = tempfile::tempdir().unwrap();
+        fake_venv(&root.path().join(".venv"));
+        let project = root.path().join("repo");
+        std::fs::create_dir_all(project.join(".git")).unwrap();
+        assert_eq!(find_python(&project, None, &env(&[("PATH", "")])), None);
+    }
+
+    #[test]
+    fn a_dot_env_file_is_not_a_venv() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(".git")).unwrap();
+        std::fs::write(root.path().join(".env"), "SECRET=1").unwrap();
+        assert_eq!(find_python(root.path(), None, &env(&[("PATH", "")])), None);
+    }
+
+    #[test]
+    fn project_tool_from_lockfiles() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(project_tool(d.path()), "pip");
+        std::fs::write(d.path().join("pyproject.toml"), "[tool.poetry]\nname='x'\n").unwrap();
+        assert_eq!(project_tool(d.path()), "poetry");
+        std::fs::write(d.path().join("uv.lock"), "").unwrap();
+        assert_eq!(project_tool(d.path()), "uv");
+    }
+}

@@ -1,0 +1,330 @@
+//! The tool router: one method per MCP tool, each a thin call into `jobs`/`runners`.
+
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::{
+    Implementation, ProgressNotificationParam, RequestMetaObject, ServerCapabilities, ServerConfig,
+};
+use rmcp::{Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+
+use super::AppContext;
+use super::paths::resolve_project_dir;
+use super::render::{DEFAULT_FAILURES, StatusOptions, render_status};
+use super::wire::*;
+use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
+use crate::runners::{self, Framework, RunRequest};
+
+const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest) on the developer's machine as background jobs. \
+Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
+wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
+run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
+check_test_environment says what is missing when a run cannot start.";
+
+#[derive(Clone)]
+pub struct TestRelayServer {
+    ctx: AppContext,
+    tool_router: ToolRouter<Self>,
+}
+
+type ToolResult<T> = Result<Json<T>, String>;
+
+fn status_of(view: &crate::jobs::JobView) -> JobStatus {
+    view.record.status
+}
+
+impl TestRelayServer {
+    pub fn new(ctx: AppContext) -> Self {
+        TestRelayServer {
+            ctx,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn project_dir(
+        &self,
+        path: Option<&str>,
+    ) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>), String> {
+        let cwd = std::env::current_dir().ok();
+        resolve_project_dir(
+            path,
+            self.ctx.workspace.as_deref(),
+            cwd.as_deref(),
+            self.ctx.env.home().as_deref(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[tool_router]
+impl TestRelayServer {
+    /// Check whether this project's tests can run here: detects the test framework from the project's files, finds the project's own interpreter (its virtualenv first), and checks the framework is installed in it. For each framework it returns `ready`, the toolchain that would be used, what is missing, and the exact setup commands to run. Call it when run_tests fails to start or reports an error, or before the first run in an unfamiliar project.
+    #[tool(annotations(
+        title = "Check test environment",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn check_test_environment(
+        &self,
+        Parameters(p): Parameters<CheckParams>,
+    ) -> ToolResult<CheckResult> {
+        let (dir, stop) = self.project_dir(p.path.as_deref())?;
+        let checks =
+            crate::jobs::check_environment(&dir, stop.as_deref(), &self.ctx.env, p.framework).await;
+        let ready = !checks.is_empty() && checks.iter().all(|c| c.ready);
+        let next_step = if checks.is_empty() {
+            format!(
+                "no supported test framework detected in {}: point `path` at the project directory, or pass `framework` (supported: {})",
+                dir.display(),
+                Framework::ALL.map(Framework::name).join(", ")
+            )
+        } else if ready {
+            "ready: call run_tests".into()
+        } else {
+            "run the setup_commands in the project directory (ask the user first), then check again"
+                .into()
+        };
+        Ok(Json(CheckResult {
+            directory: dir.display().to_string(),
+            ready,
+            frameworks: checks,
+            next_step,
+        }))
+    }
+
+    /// Start a test run in the background and return its job_id immediately (status `queued` or `running`); it never waits for the tests. Runs the whole suite by default, or only the given files, test ids, name filter or markers. Follow it with get_test_execution_status (use wait_seconds to long-poll). At most a few runs execute at once; others queue. Pass an idempotency_key when retrying so a repeated call cannot start the same run twice.
+    #[tool(annotations(
+        title = "Run tests",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn run_tests(
+        &self,
+        Parameters(p): Parameters<RunTestsParams>,
+    ) -> ToolResult<RunTestsResult> {
+        let (dir, stop) = self.project_dir(p.path.as_deref())?;
+        let framework = match p.framework {
+            Some(f) => f,
+            None => match runners::detect(&dir).first() {
+                Some(d) => d.framework,
+                None => {
+                    return Err(format!(
+                        "no test framework detected in {}: pass `framework`, or point `path` at the project directory (check_test_environment explains what it looks for)",
+                        dir.display()
+                    ));
+                }
+            },
+        };
+        let timeout = p
+            .timeout_seconds
+            .map(|s| Duration::from_secs(s.clamp(1, 3600)));
+        let request = RunRequest {
+            tests: p.tests.unwrap_or_default(),
+            keyword: p.keyword.filter(|k| !k.trim().is_empty()),
+            markers: p.markers.filter(|m| !m.trim().is_empty()),
+            extra_args: p.extra_args.unwrap_or_default(),
+            env: p.env.unwrap_or_default(),
+        };
+        let spec = StartSpec {
+            framework,
+            project_dir: dir,
+            stop_at: stop,
+            request,
+            timeout,
+            idempotency_key: p.idempotency_key.filter(|k| !k.is_empty()),
+            env: self.ctx.env.clone(),
+        };
+        let started = self.ctx.registry.start(spec).map_err(|e| e.to_string())?;
+        let r = started.record;
+        Ok(Json(RunTestsResult {
+            next_step: format!(
+                "call get_test_execution_status with job_id={} and wait_seconds=30",
+                r.id
+            ),
+            job_id: r.id.to_string(),
+            status: r.status,
+            framework: r.framework,
+            project_dir: r.project_dir.display().to_string(),
+            command: r.command,
+            toolchain: r.toolchain,
+            reused: started.reused,
+        }))
+    }
+
+    /// Get a test run's status: queued/running/passed/failed/error/timed_out/cancelled/interrupted, progress (tests done of total), summary counts, and failures first (files that failed to import, then failed tests, each with message, trimmed traceback, file, line and a `selector` to rerun it), plus the last lines of output. Pass wait_seconds (up to 60) to wait for the run to finish instead of polling quickly. Page through many failures with failures_offset.
+    #[tool(annotations(
+        title = "Get test run status",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_test_execution_status(
+        &self,
+        Parameters(p): Parameters<StatusParams>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> ToolResult<StatusResult> {
+        let registry = &self.ctx.registry;
+        let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
+        let view = registry.view(&p.job_id).map_err(|e| e.to_string())?;
+        if !wait.is_zero() && !status_of(&view).is_terminal() {
+            let token = meta.get_progress_token();
+            if let Some(mut rx) = registry.subscribe(&p.job_id) {
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    let snap = rx.borrow_and_update().clone();
+                    if snap.status.is_terminal() {
+                        break;
+                    }
+                    if let Some(token) = &token {
+                        let mut note = ProgressNotificationParam::new(
+                            token.clone(),
+                            snap.progress.done as f64,
+                        );
+                        if let Some(total) = snap.progress.total {
+                            note = note.with_total(total as f64);
+                        }
+                        let msg = match &snap.progress.current_file {
+                            Some(f) => format!(
+                                "{} tests done, {} failed; running {f}",
+                                snap.progress.done, snap.progress.failed
+                            ),
+                            None => format!(
+                                "{} tests done, {} failed",
+                                snap.progress.done, snap.progress.failed
+                            ),
+                        };
+                        let _ = peer.notify_progress(note.with_message(msg)).await;
+                    }
+                    tokio::select! {
+                        changed = rx.changed() => if changed.is_err() { break },
+                        _ = tokio::time::sleep_until(deadline) => break,
+                    }
+                }
+            }
+        }
+        let view = registry.view(&p.job_id).map_err(|e| e.to_string())?;
+        let opts = StatusOptions {
+            failures_offset: p.failures_offset.unwrap_or(0),
+            failures_limit: p.failures_limit.unwrap_or(DEFAULT_FAILURES),
+            include_output: p.include_output.unwrap_or(false),
+        };
+        Ok(Json(render_status(&view, opts)))
+    }
+
+    /// Stop a test run and every process it started (browsers, servers, child processes), waiting until it has stopped. The runner first gets a chance to stop cleanly, then is killed. Results of tests that finished before the stop are kept and returned, like get_test_execution_status.
+    #[tool(annotations(
+        title = "Cancel test run",
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn cancel_test_execution(
+        &self,
+        Parameters(p): Parameters<JobIdParams>,
+    ) -> ToolResult<StatusResult> {
+        let view = self
+            .ctx
+            .registry
+            .cancel(&p.job_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Json(render_status(&view, StatusOptions::default())))
+    }
+
+    /// List recent test runs, newest first, including runs from earlier sessions (they survive a restart; a run that was going when testrelay stopped shows as `interrupted`). Each entry has the job_id, status, selection, timing and summary counts.
+    #[tool(annotations(
+        title = "List test runs",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_test_executions(
+        &self,
+        Parameters(p): Parameters<ListParams>,
+    ) -> ToolResult<ListResult> {
+        let limit = p.limit.unwrap_or(20).clamp(1, 100);
+        let records = self.ctx.registry.list(usize::MAX).await;
+        let now = now_ms();
+        let jobs = records
+            .into_iter()
+            .filter(|r| p.status.is_none_or(|s| s == r.status))
+            .take(limit)
+            .map(|r| {
+                let q = &r.request;
+                let mut parts: Vec<String> = q.tests.clone();
+                if let Some(k) = &q.keyword {
+                    parts.push(format!("-k {k}"));
+                }
+                if let Some(m) = &q.markers {
+                    parts.push(format!("-m {m}"));
+                }
+                JobListItem {
+                    job_id: r.id.to_string(),
+                    status: r.status,
+                    duration_ms: r.duration_ms(now),
+                    reason: r.reason,
+                    framework: r.framework,
+                    project_dir: r.project_dir.display().to_string(),
+                    selection: (!parts.is_empty()).then(|| parts.join(" ")),
+                    created_at: format_ms(r.created_at_ms),
+                    summary: r.summary,
+                }
+            })
+            .collect();
+        Ok(Json(ListResult { jobs }))
+    }
+
+    /// Read a test run's raw output (stdout or stderr), paged by byte offset, optionally keeping only lines that contain a filter text. Use it when the status' log_tail is not enough, e.g. to find a warning or a full traceback.
+    #[tool(annotations(
+        title = "Read test run output",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_test_execution_output(
+        &self,
+        Parameters(p): Parameters<OutputParams>,
+    ) -> ToolResult<OutputResult> {
+        let stream = p.stream.unwrap_or(Stream::Stdout);
+        let limit = p.limit_bytes.unwrap_or(16 * 1024).clamp(1, 64 * 1024);
+        let page = self
+            .ctx
+            .registry
+            .output(
+                &p.job_id,
+                stream,
+                p.offset.unwrap_or(0),
+                limit,
+                p.filter.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(Json(OutputResult {
+            job_id: p.job_id.trim().to_string(),
+            stream,
+            page,
+        }))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TestRelayServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("testrelay", env!("CARGO_PKG_VERSION"))
+                    .with_title("testrelay")
+                    .with_description("Runs the project's tests as background jobs and returns structured results"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}
