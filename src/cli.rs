@@ -20,11 +20,23 @@ use crate::runners::Framework;
 )]
 pub struct Cli {
     /// The workspace (project root) that tools resolve paths in. IDE configs pass ${workspaceFolder}.
-    #[arg(long, global = true, env = "TESTRELAY_WORKSPACE", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESTRELAY_WORKSPACE",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
     pub workspace: Option<PathBuf>,
 
     /// Where job records and logs are kept [default: the per-user state directory, e.g. ~/.local/state/testrelay]
-    #[arg(long, global = true, env = "TESTRELAY_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESTRELAY_STATE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     /// How many test runs may execute at once; further runs wait in a queue.
@@ -32,6 +44,7 @@ pub struct Cli {
         long,
         global = true,
         env = "TESTRELAY_MAX_JOBS",
+        hide_env_values = true,
         default_value_t = 2,
         value_name = "N"
     )]

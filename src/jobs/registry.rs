@@ -132,6 +132,7 @@ impl Stream {
 
 struct LiveJob {
     dir: PathBuf,
+    events: Mutex<EventTail>,
     record: Mutex<JobRecord>,
     collector: Mutex<Collector>,
     report: Mutex<Option<Arc<TestReport>>>,
@@ -274,6 +275,11 @@ impl Registry {
             progress: Progress::default(),
         });
         let job = Arc::new(LiveJob {
+            events: Mutex::new(EventTail {
+                path: dir.join(Collector::events_file(spec.framework)),
+                offset: 0,
+                partial: Vec::new(),
+            }),
             dir,
             record: Mutex::new(record.clone()),
             collector: Mutex::new(Collector::new(spec.framework)),
@@ -312,6 +318,8 @@ impl Registry {
     pub fn view(&self, id: &str) -> Result<JobView, JobError> {
         let id = Self::parse_id(id)?;
         if let Some(job) = self.live(&id) {
+            // Read what the runner wrote since the last tick, so status is never stale.
+            job.poll_events();
             let record = job.record.lock().expect("record lock").clone();
             let (progress, running_report) = {
                 let c = job.collector.lock().expect("collector lock");
@@ -527,8 +535,8 @@ impl LiveJob {
         });
     }
 
-    fn poll_events(&self, tail: &mut EventTail) {
-        let lines = tail.read_lines();
+    fn poll_events(&self) {
+        let lines = self.events.lock().expect("events lock").read_lines();
         if lines.is_empty() {
             return;
         }
@@ -662,11 +670,6 @@ async fn run_job(
         ))
     });
     let mut stdin = child.stdin.take();
-    let mut events = EventTail {
-        path: job.dir.join(Collector::events_file(plan.framework)),
-        offset: 0,
-        partial: Vec::new(),
-    };
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut cancel_sent = false;
     let exit = loop {
@@ -681,7 +684,7 @@ async fn run_job(
             }
             // Closing the pipe tells the supervisor the server is going away.
             _ = inner.shutdown.cancelled(), if stdin.is_some() => stdin = None,
-            _ = tick.tick() => job.poll_events(&mut events),
+            _ = tick.tick() => job.poll_events(),
         }
     };
     drop(stdin);
@@ -695,7 +698,7 @@ async fn run_job(
     for task in [out, err].into_iter().flatten() {
         let _ = tokio::time::timeout(bound, task).await;
     }
-    job.poll_events(&mut events);
+    job.poll_events();
 
     let report = job.collector.lock().expect("collector lock").report();
     let sup = supervisor::read_report(&report_path);

@@ -160,8 +160,15 @@ pub fn supervise(a: SuperviseArgs) -> i32 {
         },
         None => Some(rx.recv().unwrap_or(Msg::ServerGone)),
     };
-    let gentle = [(Signal::SIGINT, a.grace_int), (Signal::SIGTERM, a.grace_term), (Signal::SIGKILL, KILL_WAIT)];
-    let hurried = [(Signal::SIGTERM, SERVER_GONE_GRACE), (Signal::SIGKILL, KILL_WAIT)];
+    let gentle = [
+        (Signal::SIGINT, a.grace_int),
+        (Signal::SIGTERM, a.grace_term),
+        (Signal::SIGKILL, KILL_WAIT),
+    ];
+    let hurried = [
+        (Signal::SIGTERM, SERVER_GONE_GRACE),
+        (Signal::SIGKILL, KILL_WAIT),
+    ];
     let stop: Option<(StopReason, &[(Signal, Duration)])> = match msg {
         Some(Msg::Exited(_)) => None,
         Some(Msg::Cancel) => Some((StopReason::Cancel, &gentle)),
@@ -175,11 +182,13 @@ pub fn supervise(a: SuperviseArgs) -> i32 {
             let (status, last) = escalate(pid, &rx, steps);
             report.escalated_to = Some(last.as_str().to_string());
             // A leader that outlives SIGKILL (uninterruptible sleep) is still waited for.
-            status.unwrap_or_else(|| loop {
-                match rx.recv() {
-                    Ok(Msg::Exited(s)) => break s,
-                    Ok(_) => continue,
-                    Err(_) => break WaitStatus::StillAlive,
+            status.unwrap_or_else(|| {
+                loop {
+                    match rx.recv() {
+                        Ok(Msg::Exited(s)) => break s,
+                        Ok(_) => continue,
+                        Err(_) => break WaitStatus::StillAlive,
+                    }
                 }
             })
         }

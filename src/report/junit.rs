@@ -152,9 +152,7 @@ mod tests {
         loop {
             match reader.read_event().expect("well-formed XML") {
                 Event::Eof => break,
-                Event::Start(e) | Event::Empty(e) => {
-                    names.push(e.name().as_ref().to_string())
-                }
+                Event::Start(e) | Event::Empty(e) => names.push(e.name().as_ref().to_string()),
                 _ => {}
             }
         }

@@ -487,13 +487,17 @@ impl Collector {
             stderr_tail
                 .lines()
                 .rev()
-                .find(|l| l.starts_with("ERROR") || l.contains("Error"))
+                .find(|l| l.to_ascii_lowercase().contains("error"))
                 .or_else(|| stderr_tail.lines().rev().find(|l| !l.trim().is_empty()))
                 .map(|l| format!(": {}", l.trim()))
                 .unwrap_or_default()
         };
+        let started = self.version.is_some() || self.finish_status.is_some();
         match exit_code {
             None => Verdict::Broken("pytest was killed by a signal".into()),
+            Some(code) if code != 0 && !started => {
+                Verdict::Broken(format!("pytest did not start (exit status {code}){}", quoted()))
+            }
             Some(0) if report.tests.is_empty() => Verdict::Broken("pytest ran no tests".into()),
             Some(0) => Verdict::Passed,
             Some(1) if report.has_problems() => Verdict::Failed,
@@ -504,9 +508,6 @@ impl Collector {
             Some(5) => Verdict::Broken(
                 "no tests were collected: check the selection (paths, node ids, -k or -m expression)".into(),
             ),
-            Some(code) if self.finish_status.is_none() && self.version.is_none() => {
-                Verdict::Broken(format!("pytest did not start (exit status {code}){}", quoted()))
-            }
             Some(code) => Verdict::Broken(format!("pytest exited with status {code}{}", quoted())),
         }
     }
@@ -616,8 +617,15 @@ mod tests {
 
     #[test]
     fn exit_codes_are_told_apart() {
-        let c = Collector::default();
+        let mut c = Collector::default();
         let empty = TestReport::new("pytest");
+        let not_started = c.classify(
+            Some(4),
+            &empty,
+            "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: --bogus\n",
+        );
+        assert_eq!(not_started, Verdict::Broken("pytest did not start (exit status 4): pytest: error: unrecognized arguments: --bogus".into()));
+        c.feed_line(r#"{"event": "start", "pytest_version": "9.2.0", "rootdir": "/p"}"#);
         assert_eq!(
             c.classify(Some(0), &empty, ""),
             Verdict::Broken("pytest ran no tests".into())

@@ -28,8 +28,6 @@ pub struct TestRelayServer {
     tool_router: ToolRouter<Self>,
 }
 
-type ToolResult<T> = Result<Json<T>, String>;
-
 fn status_of(view: &crate::jobs::JobView) -> JobStatus {
     view.record.status
 }
@@ -70,7 +68,7 @@ impl TestRelayServer {
     async fn check_test_environment(
         &self,
         Parameters(p): Parameters<CheckParams>,
-    ) -> ToolResult<CheckResult> {
+    ) -> Result<Json<CheckResult>, String> {
         let (dir, stop) = self.project_dir(p.path.as_deref())?;
         let checks =
             crate::jobs::check_environment(&dir, stop.as_deref(), &self.ctx.env, p.framework).await;
@@ -106,7 +104,7 @@ impl TestRelayServer {
     async fn run_tests(
         &self,
         Parameters(p): Parameters<RunTestsParams>,
-    ) -> ToolResult<RunTestsResult> {
+    ) -> Result<Json<RunTestsResult>, String> {
         let (dir, stop) = self.project_dir(p.path.as_deref())?;
         let framework = match p.framework {
             Some(f) => f,
@@ -169,7 +167,7 @@ impl TestRelayServer {
         Parameters(p): Parameters<StatusParams>,
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> ToolResult<StatusResult> {
+    ) -> Result<Json<StatusResult>, String> {
         let registry = &self.ctx.registry;
         let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
         let view = registry.view(&p.job_id).map_err(|e| e.to_string())?;
@@ -229,7 +227,7 @@ impl TestRelayServer {
     async fn cancel_test_execution(
         &self,
         Parameters(p): Parameters<JobIdParams>,
-    ) -> ToolResult<StatusResult> {
+    ) -> Result<Json<StatusResult>, String> {
         let view = self
             .ctx
             .registry
@@ -250,7 +248,7 @@ impl TestRelayServer {
     async fn list_test_executions(
         &self,
         Parameters(p): Parameters<ListParams>,
-    ) -> ToolResult<ListResult> {
+    ) -> Result<Json<ListResult>, String> {
         let limit = p.limit.unwrap_or(20).clamp(1, 100);
         let records = self.ctx.registry.list(usize::MAX).await;
         let now = now_ms();
@@ -294,7 +292,7 @@ impl TestRelayServer {
     async fn get_test_execution_output(
         &self,
         Parameters(p): Parameters<OutputParams>,
-    ) -> ToolResult<OutputResult> {
+    ) -> Result<Json<OutputResult>, String> {
         let stream = p.stream.unwrap_or(Stream::Stdout);
         let limit = p.limit_bytes.unwrap_or(16 * 1024).clamp(1, 64 * 1024);
         let page = self

@@ -1,0 +1,9 @@
+//! One integration-test binary: the real `testrelay` binary over stdio, driven by rmcp's
+//! client (as IDEs do) and by a raw JSON-RPC pipe for protocol-level checks.
+
+mod cli;
+mod jobs;
+mod protocol;
+mod supervisor;
+mod support;
+mod tools;
