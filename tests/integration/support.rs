@@ -50,10 +50,6 @@ impl Project {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
-
-    pub fn path_str(&self) -> String {
-        self.dir.path().display().to_string()
-    }
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -142,7 +138,6 @@ pub fn wait_for_file(path: &Path, within: Duration) -> String {
 pub struct Server {
     pub client: RunningService<RoleClient, ()>,
     pub pid: u32,
-    pub state: PathBuf,
 }
 
 pub async fn start_server(state: &Path, workspace: Option<&Path>) -> Server {
