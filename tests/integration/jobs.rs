@@ -86,7 +86,7 @@ async fn a_timed_out_run_leaves_no_process() {
 async fn runs_beyond_the_limit_wait_in_the_queue() {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
-    // SAFETY of the env var: only the child server reads it.
+
     let mut cmd = tokio::process::Command::new(crate::support::BIN);
     cmd.env("TESTRELAY_STATE_DIR", state.path())
         .env("TESTRELAY_MAX_JOBS", "1")
@@ -97,11 +97,7 @@ async fn runs_beyond_the_limit_wait_in_the_queue() {
         .spawn()
         .unwrap();
     let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
-    let server = crate::support::Server {
-        client,
-        pid: 0,
-        state: state.path().into(),
-    };
+    let server = crate::support::Server { client, pid: 0 };
 
     let token = token();
     let marker = project.path().join("hang.marker");

@@ -154,11 +154,7 @@ pub async fn start_server(state: &Path, workspace: Option<&Path>) -> Server {
         .unwrap();
     let pid = transport.id().expect("server pid");
     let client = ().serve(transport).await.expect("initialize");
-    Server {
-        client,
-        pid,
-        state: state.to_path_buf(),
-    }
+    Server { client, pid }
 }
 
 impl Server {
