@@ -2,7 +2,9 @@
 //!
 //! Order: `$VIRTUAL_ENV`; a virtualenv folder (`.venv`, `venv`, `env`, `.env` holding a
 //! `pyvenv.cfg`) in the project or a parent up to the workspace or repository root;
-//! `$UV_PROJECT_ENVIRONMENT`; `$CONDA_PREFIX`; then `python3`/`python` on PATH.
+//! `$UV_PROJECT_ENVIRONMENT`; poetry's own virtualenv for the project (found by the name
+//! poetry derives from the project path, without running poetry); `$CONDA_PREFIX`; then
+//! `python3`/`python` on PATH.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ pub enum PythonSource {
     VirtualEnvVar,
     ProjectVenv,
     UvProjectEnvironment,
+    Poetry,
     Conda,
     Path,
 }
@@ -40,6 +43,10 @@ impl PythonEnv {
                 None => "virtualenv".to_string(),
             },
             PythonSource::UvProjectEnvironment => "$UV_PROJECT_ENVIRONMENT".to_string(),
+            PythonSource::Poetry => match &self.prefix {
+                Some(p) => format!("poetry virtualenv {}", p.display()),
+                None => "poetry".to_string(),
+            },
             PythonSource::Conda => "$CONDA_PREFIX".to_string(),
             PythonSource::Path => "PATH".to_string(),
         };
@@ -116,6 +123,11 @@ pub fn find_python(project: &Path, stop_at: Option<&Path>, env: &HostEnv) -> Opt
             return Some(found);
         }
     }
+    if let Some(found) =
+        poetry_venv(project, env).and_then(|p| from_prefix(p, PythonSource::Poetry))
+    {
+        return Some(found);
+    }
     if let Some(found) = env
         .get("CONDA_PREFIX")
         .and_then(|v| from_prefix(v.into(), PythonSource::Conda))
@@ -129,6 +141,94 @@ pub fn find_python(project: &Path, stop_at: Option<&Path>, env: &HostEnv) -> Opt
             prefix: None,
         })
     })
+}
+
+/// The name poetry gives a project's virtualenv (before its `-pyX.Y` suffix): the
+/// sanitized project name and 8 characters of the URL-safe base64 SHA-256 of the
+/// project's real path.
+pub fn poetry_env_name(name: &str, project_realpath: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let sanitized: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if " $`!*@\"\\\r\n\t".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(42)
+        .collect();
+    let digest = sha2::Sha256::digest(project_realpath.as_bytes());
+    let hash = base64::engine::general_purpose::URL_SAFE.encode(digest);
+    format!("{sanitized}-{}", &hash[..8])
+}
+
+/// `name = "..."` under `[tool.poetry]` (preferred) or `[project]` in a pyproject.toml.
+fn pyproject_name(pyproject: &str) -> Option<String> {
+    let mut table = "";
+    let mut found = None;
+    for line in pyproject.lines().map(str::trim) {
+        if line.starts_with('[') {
+            table = line;
+            continue;
+        }
+        if (table == "[tool.poetry]" || table == "[project]")
+            && let Some(value) = line
+                .strip_prefix("name")
+                .map(str::trim_start)
+                .and_then(|l| l.strip_prefix('='))
+        {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            if table == "[tool.poetry]" || found.is_none() {
+                found = Some(value.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Poetry's virtualenv for `project`, when poetry manages it and the venv exists.
+fn poetry_venv(project: &Path, env: &HostEnv) -> Option<PathBuf> {
+    let pyproject = std::fs::read_to_string(project.join("pyproject.toml")).ok()?;
+    if !pyproject.contains("[tool.poetry") && !project.join("poetry.lock").is_file() {
+        return None;
+    }
+    let name = pyproject_name(&pyproject)?;
+    let root = match (
+        env.get("POETRY_VIRTUALENVS_PATH"),
+        env.get("POETRY_CACHE_DIR"),
+    ) {
+        (Some(p), _) => PathBuf::from(p),
+        (None, Some(c)) => PathBuf::from(c).join("virtualenvs"),
+        (None, None) if cfg!(windows) => dirs::cache_dir()?.join("pypoetry/Cache/virtualenvs"),
+        (None, None) => dirs::cache_dir()?.join("pypoetry/virtualenvs"),
+    };
+    let real = project.canonicalize().ok()?;
+    let prefix = format!("{}-py", poetry_env_name(&name, &real.to_string_lossy()));
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .filter(|p| is_venv(p))
+        .collect();
+    // With several Python versions prefer the newest, by version (3.12 after 3.9).
+    candidates.sort_by_key(|p| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        n.rsplit("-py")
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .filter_map(|x| x.parse::<u32>().ok())
+            .collect::<Vec<_>>()
+    });
+    candidates.pop()
 }
 
 /// The tool that manages the project's Python environment, judged from its files.
@@ -197,6 +297,49 @@ mod tests {
         std::fs::create_dir(root.path().join(".git")).unwrap();
         std::fs::write(root.path().join(".env"), "SECRET=1").unwrap();
         assert_eq!(find_python(root.path(), None, &env(&[("PATH", "")])), None);
+    }
+
+    #[test]
+    fn poetry_env_names_match_poetry() {
+        // Values computed with poetry's own algorithm in Python.
+        assert_eq!(
+            poetry_env_name("My App", "/home/user/proj"),
+            "my_app-fXO_T96u"
+        );
+        assert_eq!(
+            poetry_env_name("testrelay-pytest-fixture", "/srv/p"),
+            "testrelay-pytest-fixture-xMvome3w"
+        );
+        assert_eq!(
+            pyproject_name("[project]\nname = \"a\"\n[tool.poetry]\nname = 'b'\n"),
+            Some("b".into())
+        );
+    }
+
+    #[test]
+    fn poetry_venv_outside_the_project_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("proj");
+        std::fs::create_dir(&project).unwrap();
+        std::fs::create_dir(project.join(".git")).unwrap();
+        std::fs::write(
+            project.join("pyproject.toml"),
+            "[tool.poetry]\nname = \"Demo\"\n",
+        )
+        .unwrap();
+        let cache = root.path().join("venvs");
+        let real = project.canonicalize().unwrap();
+        let name = poetry_env_name("Demo", &real.to_string_lossy());
+        fake_venv(&cache.join(format!("{name}-py3.9")));
+        fake_venv(&cache.join(format!("{name}-py3.12")));
+        fake_venv(&cache.join("other-abcdefgh-py3.12"));
+        let vars = [
+            ("PATH", ""),
+            ("POETRY_VIRTUALENVS_PATH", cache.to_str().unwrap()),
+        ];
+        let found = find_python(&project, None, &env(&vars)).unwrap();
+        assert_eq!(found.source, PythonSource::Poetry);
+        assert_eq!(found.prefix, Some(cache.join(format!("{name}-py3.12"))));
     }
 
     #[test]

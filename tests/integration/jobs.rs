@@ -253,3 +253,52 @@ fn closing_stdin_stops_running_jobs_and_exits() {
     .unwrap();
     assert_eq!(record["status"], "interrupted");
 }
+
+#[test]
+fn long_polling_sends_progress_for_the_callers_token() {
+    let project = Project::pytest();
+    let state = tempfile::tempdir().unwrap();
+    let mut raw = RawServer::start(state.path(), &[]);
+    raw.initialize("2025-11-25");
+    let token = token();
+    let marker = project.path().join("hang.marker");
+    let mut args = hang_args(&project, &token, &marker);
+    args["path"] = json!(project.path());
+    let started = raw.call(1, "run_tests", args);
+    let job_id = started["result"]["structuredContent"]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for_file(&marker, Duration::from_secs(30));
+    raw.send(
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"get_test_execution_status","arguments":{"job_id":job_id,"wait_seconds":1},
+        "_meta":{"progressToken":"poll-1"}}}),
+    );
+    let status = raw.response(2);
+    assert_eq!(status["result"]["structuredContent"]["status"], "running");
+    let progress: Vec<Value> = raw
+        .seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|n| n["params"]["progressToken"] == "poll-1"
+                && n["params"]["progress"].as_f64() == Some(10.0)
+                && n["params"]["total"].as_f64() == Some(12.0)
+                && n["params"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("tests/test_procs.py")),
+        "{progress:?}"
+    );
+    let cancelled = raw.call(3, "cancel_test_execution", json!({"job_id": job_id}));
+    assert_eq!(
+        cancelled["result"]["structuredContent"]["status"],
+        "cancelled"
+    );
+    assert!(processes_with_token(&token).is_empty());
+}
