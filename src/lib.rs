@@ -2,7 +2,8 @@
 //!
 //! Data flows one way:
 //! `commands` (CLI) and `server` (MCP tools) → `jobs` (spawn, supervise, persist) →
-//! `runners` (detect, plan, parse; pure) → `report` (normalized results and exports).
+//! `runners` (detect, plan, parse; pure) → `report` (normalized results and exports);
+//! `workspace` resolves the project root and packages it (gitignore-aware, never secrets).
 //! Only `jobs` spawns processes; stdout belongs to JSON-RPC in serve mode, so human output
 //! goes through `printer` in CLI subcommands only.
 
@@ -13,3 +14,4 @@ mod printer;
 pub mod report;
 pub mod runners;
 pub mod server;
+pub mod workspace;

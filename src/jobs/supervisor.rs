@@ -196,6 +196,13 @@ pub fn supervise(a: SuperviseArgs) -> i32 {
     };
     report.leftovers_killed = clean_up(pid);
     let _ = waitpid(pid, None);
+    // Reap every other child we still hold (leftovers that died during clean-up), so no
+    // zombie is handed to an init that may never reap it.
+    while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if s == WaitStatus::StillAlive {
+            break;
+        }
+    }
     match status {
         WaitStatus::Exited(_, code) => report.exit_code = Some(code),
         WaitStatus::Signaled(_, sig, _) => report.signal = Some(sig as i32),

@@ -1,88 +1,54 @@
-//! Turning a tool's `path` argument into a project directory inside the workspace.
+//! Turning a tool's `path` argument into a project directory inside the workspace, with
+//! the root policy of [`crate::workspace`] (never `/` or the home directory, no escapes).
 
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+use crate::workspace::{WorkspaceError, WorkspaceRoot};
+
+#[derive(Debug, thiserror::Error)]
 pub enum PathError {
     #[error(
         "no workspace is known: pass `path` as an absolute project directory, or start testrelay with --workspace (IDE configs pass ${{workspaceFolder}})"
     )]
     NoWorkspace,
-    #[error("path {0} does not exist or is not a directory")]
+    #[error("path {0} is not a directory")]
     NotADirectory(String),
-    #[error("path {path} is outside the workspace {workspace}; pass a directory inside it")]
-    OutsideWorkspace { path: String, workspace: String },
-    #[error(
-        "refusing to use {0} as a project directory: it is the filesystem root or the home directory"
-    )]
-    TooBroad(String),
+    #[error("{0}")]
+    Workspace(#[from] WorkspaceError),
 }
 
-fn canonical_dir(p: &Path) -> Result<PathBuf, PathError> {
-    let c = p
-        .canonicalize()
-        .map_err(|_| PathError::NotADirectory(p.display().to_string()))?;
-    if c.is_dir() {
-        Ok(c)
-    } else {
-        Err(PathError::NotADirectory(p.display().to_string()))
-    }
-}
-
-/// Resolve a project directory. Returns the directory and the workspace root (if any)
-/// that searches for toolchains stop at.
+/// Resolve a project directory. Returns the directory and the workspace root (if one is
+/// configured) that searches for toolchains stop at.
 ///
-/// Order: the argument (relative paths against the workspace); the configured workspace;
-/// the current directory unless it is `/` or the home directory.
+/// Order: the argument (relative paths against the workspace, else the current
+/// directory); the configured workspace; the current directory unless it is `/` or home.
 pub fn resolve_project_dir(
     arg: Option<&str>,
     workspace: Option<&Path>,
     cwd: Option<&Path>,
     home: Option<&Path>,
 ) -> Result<(PathBuf, Option<PathBuf>), PathError> {
-    let too_broad = |p: &Path| p.parent().is_none() || Some(p) == home;
-    let workspace = workspace.map(canonical_dir).transpose()?;
-    let fallback = || -> Result<PathBuf, PathError> {
-        let cwd = cwd.ok_or(PathError::NoWorkspace)?;
-        let cwd = canonical_dir(cwd)?;
-        if too_broad(&cwd) {
-            Err(PathError::NoWorkspace)
-        } else {
-            Ok(cwd)
-        }
+    let configured = workspace
+        .map(|w| WorkspaceRoot::open(w, home))
+        .transpose()?;
+    let cwd_root = || -> Result<WorkspaceRoot, PathError> {
+        cwd.and_then(|c| WorkspaceRoot::open(c, home).ok())
+            .ok_or(PathError::NoWorkspace)
     };
     let arg = arg.map(str::trim).filter(|a| !a.is_empty());
-    let Some(arg) = arg else {
-        let dir = match &workspace {
-            Some(w) => w.clone(),
-            None => fallback()?,
-        };
-        return Ok((dir, workspace));
+    let dir = match (arg, &configured) {
+        (None, Some(root)) => root.path().to_path_buf(),
+        (None, None) => cwd_root()?.path().to_path_buf(),
+        (Some(a), Some(root)) => root.resolve_inside(a)?,
+        (Some(a), None) if Path::new(a).is_absolute() => WorkspaceRoot::open(Path::new(a), home)?
+            .path()
+            .to_path_buf(),
+        (Some(a), None) => cwd_root()?.resolve_inside(a)?,
     };
-    let raw = Path::new(arg);
-    let base = match (&workspace, raw.is_absolute()) {
-        (_, true) => None,
-        (Some(w), false) => Some(w.clone()),
-        (None, false) => Some(fallback()?),
-    };
-    let dir = canonical_dir(
-        &base
-            .as_deref()
-            .map_or_else(|| raw.to_path_buf(), |b| b.join(raw)),
-    )?;
-    let root = workspace.clone().or(base);
-    if let Some(root) = &root
-        && !dir.starts_with(root)
-    {
-        return Err(PathError::OutsideWorkspace {
-            path: dir.display().to_string(),
-            workspace: root.display().to_string(),
-        });
+    if !dir.is_dir() {
+        return Err(PathError::NotADirectory(dir.display().to_string()));
     }
-    if root.is_none() && too_broad(&dir) {
-        return Err(PathError::TooBroad(dir.display().to_string()));
-    }
-    Ok((dir, workspace))
+    Ok((dir, configured.map(|r| r.path().to_path_buf())))
 }
 
 #[cfg(test)]
@@ -100,14 +66,20 @@ mod tests {
             (root.join("pkg"), Some(root.as_path()))
         );
         let escape = resolve_project_dir(Some("../"), Some(&root.join("pkg")), None, None);
-        assert!(matches!(escape, Err(PathError::OutsideWorkspace { .. })));
+        assert!(matches!(
+            escape,
+            Err(PathError::Workspace(WorkspaceError::OutsideRoot { .. }))
+        ));
         let abs_outside = resolve_project_dir(Some("/tmp"), Some(&root), None, None);
         assert!(matches!(
             abs_outside,
-            Err(PathError::OutsideWorkspace { .. })
+            Err(PathError::Workspace(WorkspaceError::OutsideRoot { .. }))
         ));
         let missing = resolve_project_dir(Some("nope"), Some(&root), None, None);
-        assert!(matches!(missing, Err(PathError::NotADirectory(_))));
+        assert!(
+            matches!(missing, Err(PathError::NotADirectory(_))),
+            "{missing:?}"
+        );
     }
 
     #[test]
@@ -118,20 +90,24 @@ mod tests {
         let (dir, stop) =
             resolve_project_dir(None, None, Some(&home.join("proj")), Some(&home)).unwrap();
         assert_eq!((dir, stop), (home.join("proj"), None));
-        assert_eq!(
+        assert!(matches!(
             resolve_project_dir(None, None, Some(&home), Some(&home)),
             Err(PathError::NoWorkspace)
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             resolve_project_dir(None, None, Some(Path::new("/")), None),
             Err(PathError::NoWorkspace)
-        );
-        assert!(matches!(
-            resolve_project_dir(Some("/"), None, None, None),
-            Err(PathError::TooBroad(_))
         ));
+        let root = resolve_project_dir(Some("/"), None, None, None);
+        assert!(matches!(
+            root,
+            Err(PathError::Workspace(
+                WorkspaceError::RootIsFilesystemRoot { .. }
+            ))
+        ));
+        let abs = home.join("proj");
         let (dir, _) = resolve_project_dir(
-            Some(home.join("proj").to_str().unwrap()),
+            Some(abs.to_str().unwrap()),
             None,
             Some(Path::new("/")),
             Some(&home),
