@@ -8,7 +8,7 @@
 #
 # Usage: scripts/bench.sh
 # Env:   TESTRELAY_BIN=/path/to/testrelay   use this binary instead of target/release/testrelay
-#        BENCH_SPAWNS (default 25), BENCH_PAIRS (default 5), BENCH_STATUS_CALLS (default 60),
+#        BENCH_SPAWNS (default 25), BENCH_PAIRS (default 7), BENCH_STATUS_CALLS (default 60),
 #        BENCH_FLOOD_MB (default 500), BENCH_TIME_LIMIT (seconds for the whole driver, default 1800)
 # Exits 0 when every phase completed (missed targets are reported as MISSED, not as a
 # failure); 1 when a phase could not be measured; 2 when set-up (build, venv) failed.
@@ -38,7 +38,7 @@ if ! "$VENV/bin/python" -c 'import pytest, sys; sys.exit(pytest.__version__ != "
     log "provisioning $VENV with pytest==9.2.0"
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV" && "$VENV/bin/pip" install -q pytest==9.2.0 >&2 \
+    python3 -m venv "$VENV" && "$VENV/bin/pip" install -q --disable-pip-version-check pytest==9.2.0 >&2 \
         || { log "could not provision the bench venv"; exit 2; }
 fi
 
@@ -61,17 +61,18 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then COMMIT="$COMMIT+dirty"; fi
 
 cat >"$BENCH_TMP/driver.py" <<'PYEOF'
-import json, os, select, shutil, statistics, subprocess, sys, threading, time
+import json, os, resource, select, shutil, statistics, subprocess, sys, threading, time
 from time import perf_counter, monotonic
 
 BIN, VENV, TMP, COMMIT = sys.argv[1:5]
 SPAWNS = int(os.environ.get("BENCH_SPAWNS", "25"))
-PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "7"))
 STATUS_CALLS = int(os.environ.get("BENCH_STATUS_CALLS", "60"))
 FLOOD_MB = int(os.environ.get("BENCH_FLOOD_MB", "500"))
 STATE = os.environ["TESTRELAY_STATE_DIR"]
 LOG_CAP = 32 * 1024 * 1024
 T_START = monotonic()
+LOAD_START = os.getloadavg()[0]
 
 
 def say(msg):
@@ -357,24 +358,31 @@ def phase_cli():
     cmd_a = [BIN, "run", proj, "--timeout", "300"]
     cmd_b = [py, "-m", "pytest", "-q"]
 
-    def timed(cmd):
-        t0 = perf_counter()
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def timed(cmd, cpus):
+        c0, t0 = cpu(), perf_counter()
         r = subprocess.run(cmd, cwd=proj, env=server_env(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=600)
-        return perf_counter() - t0, r.returncode
+        wall = perf_counter() - t0
+        cpus.append(cpu() - c0)  # user+sys of the whole process tree, less noisy than wall
+        return wall, r.returncode
 
     # warm-up: compiles assertion-rewritten bytecode, fills caches
-    timed(cmd_a); timed(cmd_b)
-    a, b, codes = [], [], set()
+    timed(cmd_a, []); timed(cmd_b, [])
+    a, b, ca_cpu, cb_cpu, codes = [], [], [], [], set()
     for _ in range(PAIRS):
-        ta, ca = timed(cmd_a)
-        tb, cb = timed(cmd_b)
+        ta, ca = timed(cmd_a, ca_cpu)
+        tb, cb = timed(cmd_b, cb_cpu)
         a.append(ta); b.append(tb); codes.add((ca, cb))
     if codes != {(1, 1)}:
         NOTES.append(f"phase 2 exit codes (testrelay, pytest) were {sorted(codes)}, expected (1, 1)")
     ratios = [x / y for x, y in zip(a, b)]
     R["cli"] = dict(a=median(a), b=median(b), ratio=median(a) / median(b),
-                    pair_ratio=median(ratios), n=PAIRS, codes=sorted(codes))
+                    pair_ratio=median(ratios), n=PAIRS, codes=sorted(codes),
+                    cpu_a=median(ca_cpu), cpu_b=median(cb_cpu), walls_a=a, walls_b=b)
 
 
 def phase_status():
@@ -447,7 +455,6 @@ def phase_flood():
         log = os.path.join(job_dir, "stdout.log")
         log_size = os.path.getsize(log) if os.path.exists(log) else -1
         with open(log, "rb") as f:
-            head = f.read(200)
             f.seek(max(0, log_size - 20000))
             end = f.read()
         with open(log, "rb") as f:
@@ -464,7 +471,7 @@ def phase_flood():
                           duration_ms=final.get("duration_ms"), status=final["status"],
                           reason=final.get("reason"), log_size=log_size,
                           job_dir_bytes=dir_bytes(job_dir), capped_marker=capped,
-                          total_note=total_note, ends_with_end=end.rstrip().endswith(b"FLOOD-END"),
+                          total_note=total_note, end_kept=b"FLOOD-END" in end,
                           mb_per_s=FLOOD_MB / (final.get("duration_ms") or 1) * 1000)
         if final["status"] != "passed":
             NOTES.append(f"phase 4 job ended {final['status']}: {final.get('reason')}")
@@ -513,7 +520,7 @@ def main():
                      f"{s['median']:.2f} ms", "-", "-", "<= 5 ms", verdict(s["median"] <= 5)))
         rows.append(("status round-trip p95", f"{s['p95']:.2f} ms", "-", "-", "(info)", "-"))
         rows.append(("status text content size", f"{s['text_bytes']:,} B", "-",
-                     f"{s['text_bytes'] / 16000:.2f} of 16k", "well < 16,000 B",
+                     f"{s['text_bytes'] / 16000:.2f} of 16k", "< 12,000 B",
                      verdict(s["text_bytes"] < 12000)))
     else:
         err_row("status round-trip", "status", "<= 5 ms")
@@ -543,7 +550,10 @@ def main():
     # details
     if "cli" in R:
         c = R["cli"]
-        print(f"phase 2 detail: median of per-pair ratios {c['pair_ratio']:.3f}x; exit codes {c['codes']}")
+        print(f"phase 2 detail: median of per-pair ratios {c['pair_ratio']:.3f}x; CPU (user+sys) median "
+              f"testrelay {c['cpu_a']:.3f} s vs pytest {c['cpu_b']:.3f} s = {c['cpu_a'] / c['cpu_b']:.3f}x; "
+              f"exit codes {c['codes']}")
+        print(f"  walls testrelay {[round(x, 2) for x in c['walls_a']]}, pytest {[round(x, 2) for x in c['walls_b']]}")
     if "status" in R:
         s = R["status"]
         print(f"phase 3 detail: job {s['job_status']}, summary {s['summary']}, failures_total "
@@ -554,7 +564,7 @@ def main():
         print(f"phase 4 detail: job {f['status']}, wall {f['wall']:.2f} s, RSS samples {f['samples']}, "
               f"max sampled VmRSS {f['peak_rss_kb'] / 1024:.1f} MB, end RSS {f['end_rss_kb'] / 1024:.1f} MB, "
               f"job dir {f['job_dir_bytes'] / 2**20:.2f} MiB, cap marker present: {f['capped_marker']}, "
-              f"ends with FLOOD-END: {f['ends_with_end']}, total note: {f['total_note']}")
+              f"FLOOD-END in kept tail: {f['end_kept']}, total note: {f['total_note']}")
     for n in NOTES:
         print("note:", n)
     for k, v in ERRORS.items():
@@ -564,7 +574,7 @@ def main():
     print()
     print("```")
     print(f"testrelay bench @ {COMMIT} · {time.strftime('%Y-%m-%d %H:%M')} · {os.cpu_count()} cores · "
-          f"loadavg {os.getloadavg()[0]:.2f} · driver {elapsed:.0f} s")
+          f"loadavg {LOAD_START:.2f}->{os.getloadavg()[0]:.2f} · driver {elapsed:.0f} s")
     for r in rows:
         if r[4] == "(info)":
             print(f"  {r[0]}: {r[1]}" + (f" ({r[3]})" if r[3] != "-" else ""))
@@ -572,6 +582,10 @@ def main():
             extra = f"; {r[2]}, ratio {r[3]}" if r[2] != "-" and r[3] != "-" else (
                 f"; {r[2]}" if r[2] != "-" else "")
             print(f"  {r[0]}: {r[1]}{extra} [target {r[4]}: {r[5]}]")
+    if "cli" in R:
+        c = R["cli"]
+        print(f"  (phase 2 CPU user+sys: testrelay {c['cpu_a']:.3f} s vs pytest {c['cpu_b']:.3f} s = "
+              f"{c['cpu_a'] / c['cpu_b']:.3f}x; median per-pair wall ratio {c['pair_ratio']:.3f}x)")
     missed = [r[0] for r in rows if r[5] == "MISSED"]
     print(f"  targets missed: {len(missed)}" + (f" ({'; '.join(missed)})" if missed else ""))
     if ERRORS:
@@ -581,6 +595,9 @@ def main():
 
 
 if __name__ == "__main__":
+    import signal
+    # On SIGTERM (bench.sh's cleanup, timeout) unwind so every server is closed properly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
 PYEOF
 

@@ -67,6 +67,12 @@ pub enum Command {
     ///
     /// Exits 0 when ready, 1 when something is missing or no framework was detected.
     Check(CheckArgs),
+    /// Package the workspace into a ZIP for codebase analysis: what git would consider part
+    /// of the project, never secrets, dependencies or build output.
+    ///
+    /// `--dry-run` lists exactly what the archive would hold and what is left out and why.
+    /// Exits 0 on success, 2 on error (for example a size cap exceeded).
+    Pack(PackArgs),
     /// Internal: supervise one job's process tree (started by testrelay itself).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -114,6 +120,44 @@ pub struct CheckArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The directory to package [default: the workspace or the current directory]
+    pub path: Option<PathBuf>,
+
+    /// Where to write the ZIP [default: <state dir>/packages/workspace-<hash>.zip]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Do not write anything: list what would be packed, and what is left out and why.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result (the listing with --dry-run) as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only pack files matching this glob (repeatable), e.g. 'src/**'.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out files matching this glob (repeatable), e.g. '**/*.snap'.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Skip files larger than this many bytes (reported, not an error).
+    #[arg(long, default_value_t = 2 * 1024 * 1024, value_name = "BYTES")]
+    pub max_file_bytes: u64,
+
+    /// Fail when the packed files add up to more than this many bytes.
+    #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "BYTES")]
+    pub max_total_bytes: u64,
+
+    /// Fail when more than this many files would be packed.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub max_files: usize,
 }
 
 #[derive(Debug, Args)]

@@ -174,6 +174,11 @@ impl Printer {
         print!("{out}");
     }
 
+    pub fn text(&mut self, text: &str) {
+        self.clear_progress();
+        print!("{text}");
+    }
+
     pub fn json<T: serde::Serialize>(&mut self, value: &T) {
         self.clear_progress();
         println!(

@@ -2,6 +2,7 @@
 //! `main` only. The MCP server and the CLI share the same domain code paths.
 
 mod check;
+mod pack;
 mod run;
 mod serve;
 mod supervise;
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
             None | Some(Command::Serve) => serve::run(ctx).await,
             Some(Command::Run(args)) => run::run(ctx, args).await,
             Some(Command::Check(args)) => check::run(ctx, args).await,
+            Some(Command::Pack(args)) => pack::run(ctx, args).await,
             Some(Command::Supervise(_)) => unreachable!("handled above"),
         }
     });

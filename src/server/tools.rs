@@ -15,6 +15,7 @@ use super::render::{DEFAULT_FAILURES, StatusOptions, render_status};
 use super::wire::*;
 use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
 use crate::runners::{self, Framework, RunRequest};
+use crate::workspace::{self, ExcludeKind, PackOptions, RootSources};
 
 const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest) on the developer's machine as background jobs. \
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
@@ -281,6 +282,99 @@ impl TestRelayServer {
         Ok(Json(ListResult { jobs }))
     }
 
+    /// Show exactly what a workspace package (the ZIP of the codebase sent for analysis) would contain, without creating or sending anything: file count, bytes, estimated tokens, the biggest top-level folders, every file left out as a secret (path and reason, never its content), counts of other exclusions, and the file listing, paged. Follows .gitignore (every level), .git/info/exclude, .testrelayignore and built-in excludes (node_modules, virtualenvs, build output, caches). Call it before packaging so the user can see what would leave the machine.
+    #[tool(annotations(
+        title = "Preview workspace package",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn preview_workspace_package(
+        &self,
+        Parameters(p): Parameters<PreviewParams>,
+        peer: Peer<RoleServer>,
+    ) -> Result<Json<PreviewResult>, String> {
+        let roots = if p.path.is_none() && self.ctx.workspace.is_none() {
+            client_roots(&peer).await
+        } else {
+            Vec::new()
+        };
+        // A given path obeys the same rule as every tool's: inside the workspace.
+        let explicit = match p.path.as_deref() {
+            Some(path) => Some(self.project_dir(Some(path))?.0),
+            None => None,
+        };
+        let sources = RootSources {
+            explicit,
+            configured: self.ctx.workspace.clone(),
+            roots,
+            cwd: std::env::current_dir().ok(),
+        };
+        let root = workspace::resolve_root(&sources, self.ctx.env.home().as_deref())
+            .map_err(|e| e.to_string())?;
+        let opts = PackOptions {
+            include: p.include.unwrap_or_default(),
+            exclude: p.exclude.unwrap_or_default(),
+            ..PackOptions::default()
+        };
+        let scan_root = root.clone();
+        let listing = tokio::task::spawn_blocking(move || workspace::scan(&scan_root, &opts))
+            .await
+            .map_err(|e| format!("failed to scan the workspace: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let offset = p.offset.unwrap_or(0).min(listing.files.len());
+        let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+        let page: Vec<PreviewFile> = listing
+            .files
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|f| PreviewFile {
+                path: f.path.clone(),
+                bytes: f.size,
+                est_tokens: f.est_tokens,
+            })
+            .collect();
+        let next = (offset + page.len() < listing.files.len()).then_some(offset + page.len());
+        let mut excluded_other = std::collections::BTreeMap::new();
+        let mut excluded_secrets = Vec::new();
+        for e in &listing.excluded {
+            if e.kind == ExcludeKind::Secret {
+                excluded_secrets.push(PreviewExcluded {
+                    path: e.path.clone(),
+                    reason: e.reason.clone(),
+                });
+            } else {
+                let kind = serde_json::to_value(e.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                *excluded_other.entry(kind).or_insert(0) += 1;
+            }
+        }
+        Ok(Json(PreviewResult {
+            root: root.path().display().to_string(),
+            files: listing.files.len(),
+            bytes: listing.total_bytes,
+            est_tokens: listing.est_tokens,
+            top_folders: listing
+                .top_dirs
+                .iter()
+                .take(10)
+                .map(|(path, bytes)| PreviewFolder {
+                    path: path.clone(),
+                    bytes: *bytes,
+                })
+                .collect(),
+            excluded_secrets,
+            excluded_other,
+            listing: page,
+            listing_offset: offset,
+            next_offset: next,
+        }))
+    }
+
     /// Read a test run's raw output (stdout or stderr), paged by byte offset, optionally keeping only lines that contain a filter text. Use it when the status' log_tail is not enough, e.g. to find a warning or a full traceback.
     #[tool(annotations(
         title = "Read test run output",
@@ -311,6 +405,26 @@ impl TestRelayServer {
             stream,
             page,
         }))
+    }
+}
+
+/// The client's workspace folders, when it declared the roots capability and the session
+/// allows server requests (roots are deprecated and refused on protocol 2026-07-28).
+#[allow(deprecated)]
+async fn client_roots(peer: &Peer<RoleServer>) -> Vec<std::path::PathBuf> {
+    let declared = peer
+        .peer_info()
+        .is_some_and(|i| i.capabilities.roots.is_some());
+    if !declared {
+        return Vec::new();
+    }
+    match tokio::time::timeout(Duration::from_secs(3), peer.list_roots()).await {
+        Ok(Ok(list)) => list
+            .roots
+            .into_iter()
+            .filter_map(|r| url::Url::parse(&r.uri).ok()?.to_file_path().ok())
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -200,6 +200,63 @@ pub struct OutputParams {
     pub filter: Option<String>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PreviewParams {
+    /// Directory to package: absolute, or relative to the workspace. Defaults to the workspace root.
+    pub path: Option<String>,
+    /// Only files matching these globs (relative paths, `*` crosses `/`), e.g. `["src/**"]`.
+    pub include: Option<Vec<String>>,
+    /// Leave out files matching these globs, e.g. `["**/*.snap"]`.
+    pub exclude: Option<Vec<String>>,
+    /// Index of the first file of the listing page. Default 0.
+    pub offset: Option<usize>,
+    /// Files per listing page (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreviewFolder {
+    pub path: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreviewExcluded {
+    pub path: String,
+    /// Why it stays out, e.g. `name matches private key pattern *.pem`. Never the content.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreviewFile {
+    pub path: String,
+    pub bytes: u64,
+    pub est_tokens: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreviewResult {
+    /// The workspace root that would be packaged.
+    pub root: String,
+    /// Files that would be packaged.
+    pub files: usize,
+    /// Their total size before compression.
+    pub bytes: u64,
+    /// Estimated tokens of the text files (about 4 bytes per token).
+    pub est_tokens: u64,
+    /// Top-level folders (and files) by size, biggest first.
+    pub top_folders: Vec<PreviewFolder>,
+    /// Files left out because they are or contain secrets, with the reason.
+    pub excluded_secrets: Vec<PreviewExcluded>,
+    /// Other files left out, counted by kind (too_large, binary, symlink_outside, builtin_dir, ...).
+    pub excluded_other: BTreeMap<String, usize>,
+    /// One page of the files that would be packaged, sorted by path.
+    pub listing: Vec<PreviewFile>,
+    pub listing_offset: usize,
+    /// Pass as `offset` for the next page; absent on the last page.
+    pub next_offset: Option<usize>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct OutputResult {
     pub job_id: String,

@@ -7,3 +7,4 @@ mod protocol;
 mod supervisor;
 mod support;
 mod tools;
+mod workspace;

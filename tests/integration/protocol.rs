@@ -27,7 +27,7 @@ fn every_supported_protocol_version_is_negotiated() {
         let tools = raw.response(1);
         assert_eq!(
             tools["result"]["tools"].as_array().unwrap().len(),
-            6,
+            7,
             "{version}"
         );
         assert!(

@@ -27,6 +27,7 @@ async fn tool_list_matches_the_snapshot() {
             "get_test_execution_output",
             "get_test_execution_status",
             "list_test_executions",
+            "preview_workspace_package",
             "run_tests"
         ]
     );
