@@ -89,7 +89,9 @@ impl Printer {
                     (Some(f), Some(l)) => format!(" ({f}:{l})"),
                     _ => String::new(),
                 };
-                out.push_str(&format!("{word} {}{at}\n", t.selector));
+                // Suite and name, not the selector: a failed subtest shares its parent's selector.
+                let id = t.suite.iter().chain(std::iter::once(&t.name)).cloned().collect::<Vec<_>>().join("::");
+                out.push_str(&format!("{word} {id}{at}\n"));
                 if let Some(m) = &t.message {
                     out.push_str(&format!("  {}\n", indent(first_lines(m, 6))));
                 }

@@ -343,6 +343,8 @@ enum Event {
 #[derive(Deserialize)]
 struct TestEvent {
     nodeid: String,
+    /// What reruns this entry when it differs from the node id (a subtest's parent).
+    selector: Option<String>,
     file: Option<String>,
     line: Option<u32>,
     status: TestStatus,
@@ -364,6 +366,8 @@ pub struct Collector {
     index: HashMap<String, usize>,
     file_errors: Vec<FileError>,
     current_file: Option<String>,
+    /// Test items finished (a failed subtest is an extra entry, not an extra item).
+    finished: u64,
     failed: u64,
     start_ms: Option<u64>,
     finish_status: Option<i32>,
@@ -425,6 +429,9 @@ impl Collector {
                 if t.status.is_problem() {
                     self.failed += 1;
                 }
+                if t.selector.is_none() {
+                    self.finished += 1;
+                }
                 if let Some(s) = t.start {
                     let ms = (s * 1000.0) as u64;
                     self.start_ms = Some(self.start_ms.map_or(ms, |m| m.min(ms)));
@@ -441,7 +448,7 @@ impl Collector {
                     trace: t.trace,
                     stdout: t.stdout,
                     stderr: t.stderr,
-                    selector: t.nodeid.clone(),
+                    selector: t.selector.unwrap_or_else(|| t.nodeid.clone()),
                 };
                 // A rerun plugin may report a node id twice; the last report wins.
                 match self.index.get(&t.nodeid) {
@@ -461,7 +468,7 @@ impl Collector {
 
     pub fn progress(&self) -> Progress {
         Progress {
-            done: self.tests.len() as u64,
+            done: self.finished,
             total: self.collected,
             failed: self.failed + self.file_errors.len() as u64,
             current_file: self.current_file.clone(),
@@ -533,7 +540,7 @@ mod tests {
         let s = r.summary();
         assert_eq!(
             (s.total, s.passed, s.failed, s.errors, s.skipped),
-            (13, 6, 2, 2, 4)
+            (15, 7, 3, 2, 4)
         );
         assert_eq!(r.tool.version.as_deref(), Some("9.2.0"));
         let failed: Vec<_> = r
@@ -547,7 +554,8 @@ mod tests {
             [
                 "tests/test_basic.py::test_fails",
                 "tests/test_basic.py::test_param[3]",
-                "tests/test_fixture_error.py::test_uses_broken_fixture"
+                "tests/test_fixture_error.py::test_uses_broken_fixture",
+                "tests/test_subtests.py::LastTests::test_basic"
             ]
         );
         let fails = &r.tests[1];
@@ -589,12 +597,23 @@ mod tests {
             r.file_errors[0].message,
             "ModuleNotFoundError: No module named 'not_a_real_module_for_testrelay'"
         );
+        let sub = r
+            .tests
+            .iter()
+            .find(|t| t.raw_status == "subfailed")
+            .unwrap();
+        assert_eq!(sub.name, "test_basic (n='2')");
+        assert_eq!(sub.suite, ["tests/test_subtests.py", "LastTests"]);
+        assert_eq!(
+            sub.message.as_deref(),
+            Some("AssertionError: 2 not less than 2")
+        );
         assert_eq!(
             c.progress(),
             Progress {
-                done: 13,
-                total: Some(13),
-                failed: 4,
+                done: 14,
+                total: Some(14),
+                failed: 5,
                 current_file: None
             }
         );
@@ -611,7 +630,7 @@ mod tests {
         }
         c.feed_line(&lines[8][..20]);
         let p = c.progress();
-        assert_eq!((p.done, p.total), (2, Some(13)));
+        assert_eq!((p.done, p.total), (2, Some(14)));
         assert_eq!(p.current_file.as_deref(), Some("tests/test_basic.py"));
     }
 

@@ -72,7 +72,44 @@ def pytest_runtest_logstart(nodeid, location):
     _emit({"event": "test_start", "nodeid": nodeid, "file": location[0]})
 
 
+def _subtest_label(context):
+    """`[msg] (k='v')`, the way pytest prints a subtest."""
+    parts = []
+    if getattr(context, "msg", None) is not None:
+        parts.append(f"[{context.msg}]")
+    kwargs = getattr(context, "kwargs", None) or {}
+    if kwargs:
+        parts.append("(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")")
+    return " ".join(parts) or "(subtest)"
+
+
 def pytest_runtest_logreport(report):
+    if type(report).__name__.lower().endswith("subtestreport"):
+        # pytest >= 9 (and pytest-subtests) report each subtest in the call phase; a failed
+        # one is a failure of its own (pytest counts it), rerun through its parent test.
+        if report.failed:
+            label = _subtest_label(getattr(report, "context", None))
+            fspath, lineno, domain = report.location
+            _emit(
+                {
+                    "event": "test",
+                    "nodeid": f"{report.nodeid} {label}",
+                    "selector": report.nodeid,
+                    "file": fspath,
+                    "line": None if lineno is None else lineno + 1,
+                    "domain": f"{domain} {label}",
+                    "status": "failed",
+                    "raw_status": "subfailed",
+                    "phase": "call",
+                    "duration": report.duration,
+                    "start": getattr(report, "start", 0),
+                    "message": _cap(_crash_message(report)),
+                    "trace": _cap(report.longreprtext),
+                    "stdout": _cap(report.capstdout) or None,
+                    "stderr": _cap(report.capstderr) or None,
+                }
+            )
+        return
     _phases.setdefault(report.nodeid, {})[report.when] = report
 
 

@@ -32,7 +32,7 @@ fn run_prints_failures_and_exits_by_outcome() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("pytest: 2 failed, 2 errors, 6 passed, 4 skipped in "),
+        stdout.contains("pytest: 3 failed, 2 errors, 7 passed, 4 skipped in "),
         "{stdout}"
     );
 

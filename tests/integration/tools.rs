@@ -73,6 +73,11 @@ fn pytest_directly(project: &Project) -> (BTreeSet<String>, String) {
         .filter_map(|l| {
             l.strip_prefix("FAILED ")
                 .or_else(|| l.strip_prefix("ERROR "))
+                // `SUBFAILED(n=2) tests/x.py::T::t - ...`: the node id follows the first space.
+                .or_else(|| {
+                    l.starts_with("SUBFAILED")
+                        .then(|| l.split_once(' ').map_or("", |(_, r)| r))
+                })
         })
         .map(|l| l.split(" - ").next().unwrap().trim().to_string())
         .collect();
@@ -102,14 +107,14 @@ async fn pytest_results_match_a_direct_run() {
     assert_eq!(done["status"], "failed");
     assert_eq!(
         done["summary"],
-        json!({"total": 13, "passed": 6, "failed": 2, "errors": 2, "skipped": 4, "pending": 0})
+        json!({"total": 15, "passed": 7, "failed": 3, "errors": 2, "skipped": 4, "pending": 0})
     );
-    assert_eq!(done["progress"]["done"], 13);
-    assert_eq!(done["progress"]["total"], 13);
+    assert_eq!(done["progress"]["done"], 14);
+    assert_eq!(done["progress"]["total"], 14);
 
     let (direct_failing, direct_summary) = pytest_directly(&project);
     assert!(
-        direct_summary.contains("2 failed, 6 passed, 3 skipped, 1 xfailed, 2 errors"),
+        direct_summary.contains("3 failed, 7 passed, 3 skipped, 1 xfailed, 2 errors"),
         "{direct_summary}"
     );
     let ours: BTreeSet<String> = done["failures"]
@@ -119,7 +124,7 @@ async fn pytest_results_match_a_direct_run() {
         .map(|f| f["selector"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ours, direct_failing);
-    assert_eq!(done["failures_total"], 4);
+    assert_eq!(done["failures_total"], 5);
 
     let failures = done["failures"].as_array().unwrap();
     assert_eq!(failures[0]["kind"], "file");
@@ -153,18 +158,27 @@ async fn pytest_results_match_a_direct_run() {
         done["log_tail"]["stdout"]
             .as_str()
             .unwrap()
-            .contains("2 failed, 6 passed, 3 skipped, 1 xfailed, 2 errors")
+            .contains("3 failed, 7 passed, 3 skipped, 1 xfailed, 2 errors")
     );
+    let subtest = failures
+        .iter()
+        .find(|f| f["name"] == "test_basic (n='2')")
+        .unwrap();
+    assert_eq!(
+        subtest["selector"],
+        "tests/test_subtests.py::LastTests::test_basic"
+    );
+    assert_eq!(subtest["message"], "AssertionError: 2 not less than 2");
 
     let job_dir = std::path::PathBuf::from(done["job_dir"].as_str().unwrap());
     let ctrf: Value =
         serde_json::from_str(&std::fs::read_to_string(job_dir.join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(ctrf["results"]["summary"]["tests"], 13);
+    assert_eq!(ctrf["results"]["summary"]["tests"], 15);
     assert!(
         std::fs::read_to_string(job_dir.join("junit.xml"))
             .unwrap()
-            .contains("<testsuites name=\"pytest\" tests=\"14\"")
+            .contains("<testsuites name=\"pytest\" tests=\"16\"")
     );
 }
 
