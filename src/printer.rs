@@ -90,7 +90,13 @@ impl Printer {
                     _ => String::new(),
                 };
                 // Suite and name, not the selector: a failed subtest shares its parent's selector.
-                let id = t.suite.iter().chain(std::iter::once(&t.name)).cloned().collect::<Vec<_>>().join("::");
+                let id = t
+                    .suite
+                    .iter()
+                    .chain(std::iter::once(&t.name))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("::");
                 out.push_str(&format!("{word} {id}{at}\n"));
                 if let Some(m) = &t.message {
                     out.push_str(&format!("  {}\n", indent(first_lines(m, 6))));

@@ -77,17 +77,17 @@ pub async fn drain<R: AsyncRead + Unpin>(
         };
         let chunk = &buf[..n];
         tail.lock().expect("tail lock").push(chunk);
-        if written < cap {
-            let take = chunk.len().min((cap - written) as usize);
+        let take = chunk.len().min(cap.saturating_sub(written) as usize);
+        if take > 0 {
             file.write_all(&chunk[..take]).await?;
             written += take as u64;
-            if take < chunk.len() {
-                let marker = format!(
-                    "\n[testrelay: log capped at {cap} bytes; the end of the output follows when the run ends]\n"
-                );
-                file.write_all(marker.as_bytes()).await?;
-                tail.lock().expect("tail lock").truncated = true;
-            }
+        }
+        if take < chunk.len() && !tail.lock().expect("tail lock").truncated {
+            let marker = format!(
+                "\n[testrelay: log capped at {cap} bytes; the end of the output follows when the run ends]\n"
+            );
+            file.write_all(marker.as_bytes()).await?;
+            tail.lock().expect("tail lock").truncated = true;
         }
     }
     let (truncated, total, end) = {
@@ -135,6 +135,30 @@ mod tests {
         assert_eq!(t.total_bytes, input.len() as u64);
         assert!(t.truncated);
         assert_eq!(t.text(22), "line 49998\nline 49999\n");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_ending_exactly_at_the_cap_still_marks_the_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out.log");
+        let first = vec![b'a'; 1000];
+        let rest = b"after the cap\n".repeat(10);
+        let tail = SharedTail::default();
+        drain(
+            (&first[..]).chain(&rest[..]),
+            path.clone(),
+            1000,
+            tail.clone(),
+        )
+        .await
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("[testrelay: log capped at 1000 bytes"),
+            "{text}"
+        );
+        assert!(text.ends_with("after the cap\n"));
+        assert!(tail.lock().unwrap().truncated);
     }
 
     #[tokio::test]

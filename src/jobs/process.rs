@@ -82,6 +82,46 @@ pub fn descendants_in(procs: &[ProcStat], root: i32) -> Vec<ProcStat> {
     out
 }
 
+/// Live processes whose environment holds `key=value`. Every process a job starts inherits
+/// the job's marker, including those that left its process group or lost their parent.
+#[cfg(target_os = "linux")]
+pub fn with_env(key: &str, value: &str) -> Vec<i32> {
+    let needle = format!("{key}={value}");
+    all()
+        .into_iter()
+        .filter(|p| !p.is_zombie() && p.pid != std::process::id() as i32)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/environ", p.pid))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .map(|p| p.pid)
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn with_env(_key: &str, _value: &str) -> Vec<i32> {
+    Vec::new()
+}
+
+/// SIGKILL every process marked `key=value`, repeating (bounded) while new ones appear.
+/// Returns how many were killed. Used when a job's supervisor is gone.
+pub fn kill_marked(key: &str, value: &str) -> usize {
+    use nix::sys::signal::Signal;
+    let mut killed = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let found = with_env(key, value);
+        if found.is_empty() || std::time::Instant::now() > deadline {
+            return killed.len();
+        }
+        for pid in found {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.insert(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Start time of `pid` in clock ticks since boot, when the platform tells.
 pub fn start_ticks(pid: u32) -> Option<u64> {
     stat(pid as i32).map(|s| s.start_ticks)
@@ -130,6 +170,31 @@ mod tests {
         let mut pids: Vec<i32> = descendants_in(&procs, 10).iter().map(|s| s.pid).collect();
         pids.sort();
         assert_eq!(pids, [11, 12, 13]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn marked_processes_are_found_and_killed() {
+        let value = format!("marker-{}", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .env("TESTRELAY_JOB_ID", &value)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // The environment is readable as soon as exec has happened; wait for that (bounded).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while with_env("TESTRELAY_JOB_ID", &value).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "marked child never seen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(with_env("TESTRELAY_JOB_ID", &value), [pid]);
+        assert!(with_env("TESTRELAY_JOB_ID", "other").is_empty());
+        assert_eq!(kill_marked("TESTRELAY_JOB_ID", &value), 1);
+        assert!(!child.wait().unwrap().success());
     }
 
     #[test]

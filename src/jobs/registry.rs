@@ -44,6 +44,10 @@ pub enum JobError {
     Read { id: String, source: std::io::Error },
     #[error("job {0} belongs to another testrelay process that is no longer running")]
     Orphaned(String),
+    #[error(
+        "idempotency_key '{key}' was already used for job {job} with different arguments; use a new key to start a different run"
+    )]
+    KeyReused { key: String, job: String },
 }
 
 /// Limits and timings for jobs.
@@ -147,7 +151,8 @@ struct Inner {
     settings: JobSettings,
     slots: Arc<Semaphore>,
     jobs: Mutex<HashMap<JobId, Arc<LiveJob>>>,
-    keys: Mutex<HashMap<String, JobId>>,
+    /// Idempotency key → the job it started and a fingerprint of that start's arguments.
+    keys: Mutex<HashMap<String, (JobId, String)>>,
     owner: Owner,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -160,6 +165,8 @@ pub struct Registry {
 }
 
 const TAIL_IN_VIEW: usize = 4096;
+/// The environment variable that marks every process of a job with the job's id.
+pub const JOB_MARKER: &str = "TESTRELAY_JOB_ID";
 const CANCEL_WAIT: Duration = Duration::from_secs(20);
 
 impl Registry {
@@ -211,9 +218,22 @@ impl Registry {
     pub fn start(&self, spec: StartSpec) -> Result<Started, JobError> {
         let inner = &self.inner;
         let mut keys = inner.keys.lock().expect("keys lock");
+        let fingerprint = format!(
+            "{}\n{}\n{:?}\n{}",
+            spec.framework,
+            spec.project_dir.display(),
+            spec.timeout,
+            serde_json::to_string(&(&spec.request, &spec.request.env)).unwrap_or_default()
+        );
         if let Some(key) = &spec.idempotency_key
-            && let Some(id) = keys.get(key)
+            && let Some((id, seen)) = keys.get(key)
         {
+            if *seen != fingerprint {
+                return Err(JobError::KeyReused {
+                    key: key.clone(),
+                    job: id.to_string(),
+                });
+            }
             return Ok(Started {
                 record: self.view(id.as_str())?.record,
                 reused: true,
@@ -295,7 +315,7 @@ impl Registry {
             .expect("jobs lock")
             .insert(id.clone(), job.clone());
         if let Some(key) = spec.idempotency_key {
-            keys.insert(key, id);
+            keys.insert(key, (id, fingerprint));
         }
         inner
             .tasks
@@ -639,6 +659,12 @@ async fn run_job(
         .env_clear()
         .envs(env.vars())
         .envs(plan.env.iter().cloned())
+        // Inherited by everything the run starts: lets testrelay find the run's processes
+        // even when the supervisor itself is gone.
+        .env(
+            JOB_MARKER,
+            job.record.lock().expect("record lock").id.as_str(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -708,16 +734,23 @@ async fn run_job(
     }
     let done = report.tests.len();
     let (status, reason) = match &sup {
-        None => (
-            JobStatus::Error,
-            Some(format!(
-                "the job supervisor ended without a report ({})",
-                match exit {
-                    Ok(s) => s.to_string(),
-                    Err(e) => e.to_string(),
-                }
-            )),
-        ),
+        None => {
+            // The supervisor died (killed from outside?): stop what it left running.
+            let id = job.record.lock().expect("record lock").id.to_string();
+            let killed = tokio::task::spawn_blocking(move || process::kill_marked(JOB_MARKER, &id))
+                .await
+                .unwrap_or(0);
+            let how = match exit {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            };
+            (
+                JobStatus::Error,
+                Some(format!(
+                    "the job supervisor ended without a report ({how}); {killed} leftover processes of the run were stopped"
+                )),
+            )
+        }
         Some(s) if s.spawn_error.is_some() => (JobStatus::Error, s.spawn_error.clone()),
         Some(s) => match s.stop {
             Some(StopReason::Timeout) => (

@@ -147,10 +147,19 @@ impl Store {
                 if process::is_alive(record.owner.pid, record.owner.start_ticks) {
                     continue;
                 }
-                record.reason = Some(format!(
-                    "testrelay stopped while this job was {}; its processes were stopped with it",
-                    record.status.as_str()
-                ));
+                // Normally the job's supervisor stopped the run when testrelay died; if the
+                // supervisor died too, whatever is left still carries the job's marker.
+                let leftovers =
+                    process::kill_marked(super::registry::JOB_MARKER, record.id.as_str());
+                let was = record.status.as_str();
+                record.reason = Some(match leftovers {
+                    0 => format!(
+                        "testrelay stopped while this job was {was}; the run was stopped with it"
+                    ),
+                    n => format!(
+                        "testrelay stopped while this job was {was}; {n} leftover processes of the run were stopped at the next start"
+                    ),
+                });
                 record.status = JobStatus::Interrupted;
                 record.finished_at_ms.get_or_insert(now);
                 if self.save(&record).is_ok() {

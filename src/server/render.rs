@@ -122,7 +122,7 @@ pub fn render_status(view: &JobView, opts: StatusOptions) -> StatusResult {
         .unwrap_or_default();
     let total = all.len();
     let offset = opts.failures_offset.min(total);
-    let limit = opts.failures_limit.clamp(1, MAX_FAILURES);
+    let limit = opts.failures_limit.min(MAX_FAILURES);
     let page: Vec<FailureItem> = all.into_iter().skip(offset).take(limit).collect();
     let next = (offset + page.len() < total).then_some(offset + page.len());
     let summary = view

@@ -77,7 +77,7 @@ pub struct StatusParams {
     pub wait_seconds: Option<u64>,
     /// Index of the first failure to return, for paging through many failures. Default 0.
     pub failures_offset: Option<usize>,
-    /// How many failures to return (default 10, at most 50).
+    /// How many failures to return (default 10, at most 50; 0 for counts only).
     pub failures_limit: Option<usize>,
     /// Include each failing test's captured stdout/stderr. Default false.
     pub include_output: Option<bool>,

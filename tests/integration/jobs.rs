@@ -302,3 +302,62 @@ fn long_polling_sends_progress_for_the_callers_token() {
     );
     assert!(processes_with_token(&token).is_empty());
 }
+
+fn supervisor_pid(state: &std::path::Path, job_id: &str) -> u32 {
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("jobs").join(job_id).join("job.json")).unwrap(),
+    )
+    .unwrap();
+    record["supervisor_pid"]
+        .as_u64()
+        .expect("running job records its supervisor") as u32
+}
+
+#[tokio::test]
+async fn a_killed_supervisor_does_not_leave_the_run_behind() {
+    let project = Project::pytest();
+    let state = tempfile::tempdir().unwrap();
+    let server = start_server(state.path(), Some(project.path())).await;
+    let token = token();
+    let marker = project.path().join("hang.marker");
+    let started = server
+        .ok("run_tests", hang_args(&project, &token, &marker))
+        .await;
+    let job_id = started["job_id"].as_str().unwrap();
+    wait_for_file(&marker, Duration::from_secs(30));
+    nix_kill9(supervisor_pid(state.path(), job_id));
+    let done = server.wait_final(job_id).await;
+    assert_eq!(done["status"], "error");
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("supervisor ended without a report")
+            && reason.contains("leftover processes of the run were stopped"),
+        "{reason}"
+    );
+    assert!(processes_with_token(&token).is_empty());
+}
+
+#[tokio::test]
+async fn the_next_start_stops_what_a_dead_server_and_supervisor_left() {
+    let project = Project::pytest();
+    let state = tempfile::tempdir().unwrap();
+    let server = start_server(state.path(), Some(project.path())).await;
+    let token = token();
+    let marker = project.path().join("hang.marker");
+    let started = server
+        .ok("run_tests", hang_args(&project, &token, &marker))
+        .await;
+    let job_id = started["job_id"].as_str().unwrap().to_string();
+    wait_for_file(&marker, Duration::from_secs(30));
+    let sup = supervisor_pid(state.path(), &job_id);
+    let both = std::process::Command::new("kill")
+        .args(["-9", &server.pid.to_string(), &sup.to_string()])
+        .status()
+        .unwrap();
+    assert!(both.success());
+    let again = start_server(state.path(), Some(project.path())).await;
+    let list = again.ok("list_test_executions", json!({})).await;
+    assert_eq!(list["jobs"][0]["status"], "interrupted");
+    let left = wait_no_processes(&token, Duration::from_secs(2));
+    assert!(left.is_empty(), "leftovers after the next start: {left:?}");
+}

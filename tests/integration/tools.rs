@@ -260,6 +260,16 @@ async fn idempotency_key_returns_the_same_job() {
     server.wait_final(first["job_id"].as_str().unwrap()).await;
     let list = server.ok("list_test_executions", json!({})).await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let (_, is_error, text) = server
+        .call(
+            "run_tests",
+            json!({"tests": ["tests/test_basic.py"], "idempotency_key": "retry-1"}),
+        )
+        .await;
+    assert!(
+        is_error && text.contains("already used for job") && text.contains("different arguments"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
