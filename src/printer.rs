@@ -85,8 +85,9 @@ impl Printer {
                 } else {
                     "FAILED"
                 };
-                let at = match (&t.file, t.line) {
-                    (Some(f), Some(l)) => format!(" ({f}:{l})"),
+                let at = match (&t.failed_at, &t.file, t.line) {
+                    (Some(at), _, _) => format!(" ({at})"),
+                    (None, Some(f), Some(l)) => format!(" ({f}:{l})"),
                     _ => String::new(),
                 };
                 // Suite and name, not the selector: a failed subtest shares its parent's selector.

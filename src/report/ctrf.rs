@@ -87,6 +87,8 @@ struct Test {
 #[serde(rename_all = "camelCase")]
 struct TestExtra {
     selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_at: Option<String>,
     status: TestStatus,
     duration_ms: f64,
 }
@@ -139,6 +141,7 @@ pub fn to_ctrf_json(report: &TestReport, stop_ms: u64) -> String {
                     stderr: t.stderr.iter().cloned().collect(),
                     extra: TestExtra {
                         selector: t.selector.clone(),
+                        failed_at: t.failed_at.clone(),
                         status: t.status,
                         duration_ms: t.duration_ms,
                     },
@@ -181,6 +184,7 @@ pub fn from_ctrf_json(text: &str) -> Result<TestReport, CtrfError> {
                 stdout: t.stdout.into_iter().next(),
                 stderr: t.stderr.into_iter().next(),
                 selector: t.extra.selector,
+                failed_at: t.extra.failed_at,
             })
             .collect(),
         file_errors: doc.results.extra.file_errors,
@@ -215,6 +219,7 @@ mod tests {
                 stdout: Some("out".into()),
                 stderr: None,
                 selector: format!("tests/test_a.py::{name}"),
+                failed_at: None,
             });
         }
         r.file_errors.push(FileError {

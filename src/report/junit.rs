@@ -140,6 +140,7 @@ mod tests {
             stdout: Some("printed ]]> text".into()),
             stderr: None,
             selector: "tests/a.py::x".into(),
+            failed_at: None,
         });
         r.file_errors.push(FileError {
             file: "tests/b.py".into(),

@@ -55,6 +55,10 @@ pub struct TestCase {
     pub stderr: Option<String>,
     /// An argument that reruns exactly this test with the same runner (a pytest node id).
     pub selector: String,
+    /// Where it failed: the deepest frame in the test's own file (else the crash site),
+    /// as `path:line`. Unlike `line`, which is where the test is defined.
+    #[serde(default)]
+    pub failed_at: Option<String>,
 }
 
 /// A file that could not be loaded at all (import or syntax error), so none of its tests ran.
@@ -184,6 +188,7 @@ mod tests {
             stdout: None,
             stderr: None,
             selector: "t".into(),
+            failed_at: None,
         }
     }
 

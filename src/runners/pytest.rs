@@ -355,6 +355,7 @@ struct TestEvent {
     trace: Option<String>,
     stdout: Option<String>,
     stderr: Option<String>,
+    failed_at: Option<String>,
 }
 
 /// Builds the report from the plugin's events as they arrive.
@@ -449,6 +450,7 @@ impl Collector {
                     stdout: t.stdout,
                     stderr: t.stderr,
                     selector: t.selector.unwrap_or_else(|| t.nodeid.clone()),
+                    failed_at: t.failed_at,
                 };
                 // A rerun plugin may report a node id twice; the last report wins.
                 match self.index.get(&t.nodeid) {
@@ -578,6 +580,7 @@ mod tests {
                 .unwrap()
                 .contains("tests/test_basic.py:15: AssertionError")
         );
+        assert_eq!(fails.failed_at.as_deref(), Some("tests/test_basic.py:15"));
         let class_test = r.tests.iter().find(|t| t.name == "test_in_class").unwrap();
         assert_eq!(class_test.suite, ["tests/test_basic.py", "TestGroup"]);
         let xfail = r.tests.iter().find(|t| t.name == "test_xfail").unwrap();
@@ -630,7 +633,7 @@ mod tests {
         }
         c.feed_line(&lines[8][..20]);
         let p = c.progress();
-        assert_eq!((p.done, p.total), (2, Some(14)));
+        assert_eq!((p.done, p.total), (4, Some(14)));
         assert_eq!(p.current_file.as_deref(), Some("tests/test_basic.py"));
     }
 

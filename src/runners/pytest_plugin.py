@@ -15,6 +15,8 @@ import pytest
 _CAP = 8192
 _out = None
 _phases = {}
+_last_file = None
+_rootdir = ""
 
 
 def _emit(obj):
@@ -38,6 +40,8 @@ def pytest_configure(config):
     # pytest-xdist workers report through the controller; only the controller writes.
     if not path or hasattr(config, "workerinput"):
         return
+    global _rootdir
+    _rootdir = str(config.rootpath)
     _out = open(path, "a", encoding="utf-8")
     _emit(
         {
@@ -69,7 +73,12 @@ def pytest_xdist_node_collection_finished(node, ids):
 
 
 def pytest_runtest_logstart(nodeid, location):
-    _emit({"event": "test_start", "nodeid": nodeid, "file": location[0]})
+    # Progress needs the current file, not every test: one line per file keeps the
+    # plugin's cost out of large runs.
+    global _last_file
+    if location[0] != _last_file:
+        _last_file = location[0]
+        _emit({"event": "test_start", "nodeid": nodeid, "file": location[0]})
 
 
 def _subtest_label(context):
@@ -105,6 +114,7 @@ def pytest_runtest_logreport(report):
                     "start": getattr(report, "start", 0),
                     "message": _cap(_crash_message(report)),
                     "trace": _cap(report.longreprtext),
+                    "failed_at": _failed_at(report, fspath),
                     "stdout": _cap(report.capstdout) or None,
                     "stderr": _cap(report.capstderr) or None,
                 }
@@ -125,6 +135,30 @@ def _crash_message(report):
     if crash is not None:
         return crash.message
     return None
+
+
+def _relative(path):
+    path = str(path)
+    if _rootdir and path.startswith(_rootdir + os.sep):
+        return path[len(_rootdir) + 1 :]
+    return path
+
+
+def _failed_at(report, fspath):
+    """`path:line` of the deepest traceback entry in the test's own file, else the crash."""
+    longrepr = report.longrepr
+    best = None
+    entries = getattr(getattr(longrepr, "reprtraceback", None), "reprentries", None) or []
+    for entry in entries:
+        loc = getattr(entry, "reprfileloc", None)
+        if loc is not None and _relative(loc.path) == fspath:
+            best = (fspath, loc.lineno)
+    if best is None:
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is None:
+            return None
+        best = (_relative(crash.path), crash.lineno)
+    return f"{best[0]}:{best[1]}"
 
 
 def _verdict(phases):
@@ -155,17 +189,18 @@ def pytest_runtest_logfinish(nodeid, location):
     if not phases:
         return
     status, raw, why = _verdict(phases)
-    message = trace = None
+    message = trace = failed_at = None
+    fspath, lineno, domain = location
     if why is not None:
         if status == "skipped":
             message = getattr(why, "wasxfail", None) or _skip_reason(why)
         elif status in ("failed", "errored"):
             message = _crash_message(why)
             trace = why.longreprtext
+            failed_at = _failed_at(why, fspath)
     # Each phase's report carries the output captured so far, so the last one has it all.
     last = phases.get("teardown") or phases.get("call") or phases.get("setup")
     stdout, stderr = last.capstdout, last.capstderr
-    fspath, lineno, domain = location
     _emit(
         {
             "event": "test",
@@ -180,6 +215,7 @@ def pytest_runtest_logfinish(nodeid, location):
             "start": min(getattr(r, "start", 0) for r in phases.values()),
             "message": _cap(message),
             "trace": _cap(trace),
+            "failed_at": failed_at,
             "stdout": _cap(stdout) or None,
             "stderr": _cap(stderr) or None,
         }

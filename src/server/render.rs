@@ -57,6 +57,7 @@ pub fn failures(report: &TestReport, include_output: bool) -> Vec<FailureItem> {
         selector: e.file.clone(),
         file: Some(e.file.clone()),
         line: None,
+        failed_at: None,
         status: "file_error".into(),
         message: Some(head(&e.message, MESSAGE_CHARS)),
         trace: e.details.as_deref().map(|d| tail(d, TRACE_CHARS)),
@@ -74,6 +75,7 @@ pub fn failures(report: &TestReport, include_output: bool) -> Vec<FailureItem> {
             selector: t.selector.clone(),
             file: t.file.clone(),
             line: t.line,
+            failed_at: t.failed_at.clone(),
             status: if t.status == TestStatus::Errored {
                 "errored".into()
             } else {
@@ -185,6 +187,7 @@ mod tests {
                 stdout: failed.then(|| "noise\n".repeat(500)),
                 stderr: None,
                 selector: format!("tests/test_mod_{}.py::test_case_{i}[param-{i}]", i / 100),
+                failed_at: None,
             });
         }
         let record: JobRecord = serde_json::from_value(serde_json::json!({

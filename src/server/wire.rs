@@ -92,7 +92,10 @@ pub struct FailureItem {
     /// Pass this in run_tests `tests` to rerun exactly this test (or file).
     pub selector: String,
     pub file: Option<String>,
+    /// Line where the test is defined.
     pub line: Option<u32>,
+    /// Where it failed, `path:line`: the deepest frame in the test's own file, else the crash site.
+    pub failed_at: Option<String>,
     /// `failed`, `errored` (setup/teardown or fixture error) or `file_error`.
     pub status: String,
     /// The assertion or exception message (trimmed).

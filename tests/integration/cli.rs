@@ -24,7 +24,7 @@ fn run_prints_failures_and_exits_by_outcome() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("FAILED tests/test_basic.py::test_fails (tests/test_basic.py:14)"),
+        stdout.contains("FAILED tests/test_basic.py::test_fails (tests/test_basic.py:15)"),
         "{stdout}"
     );
     assert!(
