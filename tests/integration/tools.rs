@@ -149,6 +149,7 @@ async fn pytest_results_match_a_direct_run() {
             .unwrap()
             .contains("tests/test_basic.py:15: AssertionError")
     );
+    assert_eq!(fails["failed_at"], "tests/test_basic.py:15");
     let fixture = failures
         .iter()
         .find(|f| f["name"] == "test_uses_broken_fixture")
