@@ -50,6 +50,27 @@ pub struct Cli {
     )]
     pub max_jobs: usize,
 
+    /// A hosted MCP server to bridge: `URL` or `name=URL` (repeatable). Its tools appear
+    /// next to the local ones. Also read from the config file.
+    #[arg(
+        long = "server",
+        global = true,
+        env = "TESTRELAY_SERVER",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub servers: Vec<String>,
+
+    /// Where credentials are kept: the OS keychain, or (opt-in) a 0600 file in the user's config dir.
+    #[arg(
+        long,
+        global = true,
+        env = "TESTRELAY_CREDENTIAL_STORE",
+        hide_env_values = true,
+        value_name = "STORE"
+    )]
+    pub credential_store: Option<crate::cloud::StoreKind>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -73,6 +94,17 @@ pub enum Command {
     /// `--dry-run` lists exactly what the archive would hold and what is left out and why.
     /// Exits 0 on success, 2 on error (for example a size cap exceeded).
     Pack(PackArgs),
+    /// Sign in to a hosted server: stores its API key in the OS keychain.
+    ///
+    /// The key is read from standard input, never from the command line. Exits 0 when the
+    /// server accepted it, 1 when it rejected it or could not be reached, 2 on error.
+    Login(LoginArgs),
+    /// Forget the stored credential of a hosted server.
+    Logout(ServerArg),
+    /// Per configured server: credential store, signed in or not, reachable, tool count.
+    ///
+    /// Exits 0 when every server is connected, 1 otherwise.
+    Status,
     /// Internal: supervise one job's process tree (started by testrelay itself).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -158,6 +190,22 @@ pub struct PackArgs {
     /// Fail when more than this many files would be packed.
     #[arg(long, default_value_t = 20_000, value_name = "N")]
     pub max_files: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server URL or name [default: the only configured server]
+    pub server: Option<String>,
+
+    /// Read an API key from standard input (sent as `Authorization: Bearer`).
+    #[arg(long)]
+    pub api_key_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The server URL or name [default: the only configured server]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! goes through `printer` in CLI subcommands only.
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod jobs;
 mod printer;

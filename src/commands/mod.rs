@@ -2,6 +2,7 @@
 //! `main` only. The MCP server and the CLI share the same domain code paths.
 
 mod check;
+mod cloud;
 mod pack;
 mod run;
 mod serve;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
+use crate::cloud::{Bridge, CloudConfig};
 use crate::jobs::{JobSettings, Registry, Store};
 use crate::runners::HostEnv;
 use crate::server::AppContext;
@@ -41,6 +43,9 @@ pub fn main() -> ExitCode {
             Some(Command::Run(args)) => run::run(ctx, args).await,
             Some(Command::Check(args)) => check::run(ctx, args).await,
             Some(Command::Pack(args)) => pack::run(ctx, args).await,
+            Some(Command::Login(args)) => cloud::login(ctx, args).await,
+            Some(Command::Logout(args)) => cloud::logout(ctx, args).await,
+            Some(Command::Status) => cloud::status(ctx).await,
             Some(Command::Supervise(_)) => unreachable!("handled above"),
         }
     });
@@ -54,10 +59,25 @@ fn context(cli: &Cli) -> AppContext {
     let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("testrelay"));
     let mut settings = JobSettings::new(supervisor);
     settings.max_concurrent = cli.max_jobs.max(1);
+    let (config, cloud_error) = match CloudConfig::load(
+        &cli.servers,
+        None,
+        crate::cloud::default_config_file().as_deref(),
+        cli.credential_store,
+    ) {
+        Ok(c) => (c, None),
+        Err(e) => (
+            CloudConfig::local_only(cli.credential_store),
+            Some(e.to_string()),
+        ),
+    };
+    let reserved = crate::server::TestRelayServer::local_tool_names();
     AppContext {
         registry: Registry::new(store, settings),
         workspace: cli.workspace.clone(),
         env: HostEnv::from_process(),
+        bridge: Bridge::new(config, crate::cloud::default_file_dir(), reserved),
+        cloud_error,
     }
 }
 

@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 
+use crate::cloud::Bridge;
 use crate::jobs::Registry;
 use crate::runners::HostEnv;
 
-/// What every tool call needs: the job registry and where the workspace is.
+/// What every tool call needs: the job registry, where the workspace is, and the cloud
+/// bridge (with no servers when none is configured).
 #[derive(Clone)]
 pub struct AppContext {
     pub registry: Registry,
@@ -31,11 +33,15 @@ pub struct AppContext {
     pub workspace: Option<PathBuf>,
     /// The server's own environment, inherited by runs.
     pub env: HostEnv,
+    pub bridge: Bridge,
+    /// Why the cloud configuration could not be read, if it could not.
+    pub cloud_error: Option<String>,
 }
 
 /// Serve MCP on stdin/stdout until the client closes stdin, then stop every job.
 pub async fn serve_stdio(ctx: AppContext) -> anyhow::Result<()> {
     let registry = ctx.registry.clone();
+    let bridge = ctx.bridge.clone();
     // Recovery (marking jobs of a dead server interrupted, retention) runs in the
     // background: `initialize` is answered before any disk work.
     let recovering = registry.clone();
@@ -51,6 +57,7 @@ pub async fn serve_stdio(ctx: AppContext) -> anyhow::Result<()> {
         }
         Err(e) => tracing::warn!(error = %e, "MCP session failed to start"),
     }
+    bridge.stop();
     registry.shutdown(Duration::from_millis(900)).await;
     Ok(())
 }

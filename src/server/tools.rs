@@ -3,11 +3,15 @@
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{
-    Implementation, ProgressNotificationParam, RequestMetaObject, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, RequestMetaObject, ServerCapabilities,
+    ServerConfig,
 };
-use rmcp::{Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::AppContext;
 use super::paths::resolve_project_dir;
@@ -34,10 +38,27 @@ fn status_of(view: &crate::jobs::JobView) -> JobStatus {
 }
 
 impl TestRelayServer {
+    /// Names of the local tools (an upstream tool never shadows one).
+    pub fn local_tool_names() -> std::collections::HashSet<String> {
+        Self::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
     pub fn new(ctx: AppContext) -> Self {
         TestRelayServer {
             ctx,
             tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Connect to the configured cloud servers in the background (once), after the
+    /// handshake: never before the first response.
+    fn start_bridge(&self, peer: &Peer<RoleServer>) {
+        if self.ctx.bridge.configured() {
+            self.ctx.bridge.start(peer.clone());
         }
     }
 
@@ -375,6 +396,57 @@ impl TestRelayServer {
         }))
     }
 
+    /// Check the connection to the hosted test-management service: whether a cloud server is configured, which credential store holds the credential, whether the server is reachable and accepts the credential, the upstream server's name and version, and how many of its tools are available here. When something is wrong it says what to do next (for example, which `testrelay login` command the user should run). Local tools work without any cloud.
+    #[tool(annotations(
+        title = "Test cloud connection",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = true
+    ))]
+    async fn test_connection(&self) -> Result<Json<ConnectionResult>, String> {
+        let bridge = &self.ctx.bridge;
+        if !bridge.configured() {
+            let next_step = match &self.ctx.cloud_error {
+                Some(e) => format!("the cloud configuration is invalid: {e}"),
+                None => "no cloud server is configured; local tools work offline. To connect, add `--server URL` to testrelay's args in the IDE's MCP config (or set TESTRELAY_SERVER), then ask the user to run `testrelay login URL --api-key-stdin` in a terminal".into(),
+            };
+            return Ok(Json(ConnectionResult {
+                configured: false,
+                credential_store: None,
+                servers: Vec::new(),
+                config_error: self.ctx.cloud_error.clone(),
+                next_step,
+            }));
+        }
+        let servers = bridge.report(true).await;
+        let store = {
+            let b = bridge.clone();
+            tokio::task::spawn_blocking(move || b.credential_store())
+                .await
+                .ok()
+        };
+        let all_ok = servers
+            .iter()
+            .all(|s| s.state == crate::cloud::ConnState::Connected);
+        let next_step = if all_ok {
+            "connected: the cloud tools are listed next to the local ones".into()
+        } else {
+            servers
+                .iter()
+                .filter_map(|s| s.next_step.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Ok(Json(ConnectionResult {
+            configured: true,
+            credential_store: store,
+            servers,
+            config_error: None,
+            next_step,
+        }))
+    }
+
     /// Read a test run's raw output (stdout or stderr), paged by byte offset, optionally keeping only lines that contain a filter text. Use it when the status' log_tail is not enough, e.g. to find a warning or a full traceback.
     #[tool(annotations(
         title = "Read test run output",
@@ -430,13 +502,59 @@ async fn client_roots(peer: &Peer<RoleServer>) -> Vec<std::path::PathBuf> {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TestRelayServer {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.start_bridge(&context.peer);
+        let mut tools = self.tool_router.list_all();
+        tools.extend(self.ctx.bridge.tools().await);
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.tool_router.has_route(&request.name) {
+            return self
+                .tool_router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
+        }
+        self.start_bridge(&context.peer);
+        let progress = context.meta.get_progress_token();
+        match self
+            .ctx
+            .bridge
+            .call(request, progress, context.ct.clone())
+            .await
+        {
+            Some(result) => Ok(CallToolResponse::Complete(result)),
+            None => Err(ErrorData::invalid_params("tool not found", None)),
+        }
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.start_bridge(&context.peer);
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(
-                Implementation::new("testrelay", env!("CARGO_PKG_VERSION"))
-                    .with_title("testrelay")
-                    .with_description("Runs the project's tests as background jobs and returns structured results"),
-            )
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(
+            Implementation::new("testrelay", env!("CARGO_PKG_VERSION"))
+                .with_title("testrelay")
+                .with_description(
+                    "Runs the project's tests as background jobs and returns structured results",
+                ),
+        )
+        .with_instructions(INSTRUCTIONS)
     }
 }

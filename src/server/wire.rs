@@ -261,6 +261,19 @@ pub struct PreviewResult {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
+pub struct ConnectionResult {
+    /// True when at least one cloud server is configured.
+    pub configured: bool,
+    /// Where credentials are kept (OS keychain or the opted-in file), or why it is unavailable.
+    pub credential_store: Option<String>,
+    /// One entry per configured server: state, error, upstream server info, tool count, next step.
+    pub servers: Vec<crate::cloud::ServerReport>,
+    /// Why the cloud configuration could not be read, if it could not.
+    pub config_error: Option<String>,
+    pub next_step: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct OutputResult {
     pub job_id: String,
     pub stream: Stream,

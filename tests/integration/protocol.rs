@@ -27,7 +27,7 @@ fn every_supported_protocol_version_is_negotiated() {
         let tools = raw.response(1);
         assert_eq!(
             tools["result"]["tools"].as_array().unwrap().len(),
-            7,
+            8,
             "{version}"
         );
         assert!(
@@ -77,7 +77,7 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     raw.send(json!({"jsonrpc":"2.0","id":6,"method":"tools/list"}));
     assert_eq!(
         raw.response(6)["result"]["tools"].as_array().unwrap().len(),
-        7
+        8
     );
     for line in &raw.seen {
         assert!(is_jsonrpc(line), "non-JSON-RPC line on stdout: {line}");

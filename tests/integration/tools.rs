@@ -28,7 +28,8 @@ async fn tool_list_matches_the_snapshot() {
             "get_test_execution_status",
             "list_test_executions",
             "preview_workspace_package",
-            "run_tests"
+            "run_tests",
+            "test_connection"
         ]
     );
     for t in &tools {

@@ -1,0 +1,498 @@
+//! The bridge: keeps one connection per configured upstream server alive in the
+//! background, exposes their tools (renamed and filtered) next to the local ones, and
+//! forwards calls, progress and cancellation.
+//!
+//! Connecting never delays the IDE: it starts after `initialize`, and local tools work
+//! whatever the cloud does. A server that is down, slow or rejects the credential gets
+//! a clear state and retries with backoff; calls to its tools return an error result
+//! saying why and what to do.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientRequest, ContentBlock, ProgressNotificationParam, ProgressToken, ServerResult, Tool,
+};
+use rmcp::service::PeerRequestOptions;
+use rmcp::{Peer, RoleServer};
+use tokio::sync::{Notify, RwLock};
+use tokio_util::sync::CancellationToken;
+
+use super::config::{CloudConfig, ServerSpec};
+use super::credentials::Credentials;
+use super::error::CloudError;
+use super::upstream::{self, Upstream, UpstreamHandler};
+
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a server without a credential is looked at again (a `testrelay login` in a
+/// terminal is picked up without restarting the IDE).
+const LOGIN_POLL: Duration = Duration::from_secs(15);
+
+/// Where one upstream server stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    /// No credential stored for it.
+    NotSignedIn,
+    /// The server answered 401 to the stored credential.
+    Rejected,
+    Unreachable,
+    /// The credential store itself failed (no keychain, unreadable file).
+    StoreFailed,
+}
+
+struct ServerConn {
+    spec: ServerSpec,
+    state: RwLock<(ConnState, Option<String>)>,
+    client: RwLock<Option<Arc<Upstream>>>,
+    tools: RwLock<Vec<Tool>>,
+    described: RwLock<Option<String>>,
+    kick: Notify,
+}
+
+pub(super) struct BridgeInner {
+    config: CloudConfig,
+    file_dir: PathBuf,
+    servers: Vec<ServerConn>,
+    ide: OnceLock<Peer<RoleServer>>,
+    /// Upstream progress token → the IDE's token for the same call.
+    progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+    /// Local tool names: an upstream tool never shadows one.
+    reserved: HashSet<String>,
+    started: OnceLock<()>,
+    shutdown: CancellationToken,
+}
+
+/// A snapshot of one server for `test_connection` and `testrelay status`.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ServerReport {
+    pub name: String,
+    pub url: String,
+    pub state: ConnState,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+    /// The upstream server's name, version and negotiated protocol, once connected.
+    pub server: Option<String>,
+    /// Tools exposed from this server (after allow/deny filtering).
+    pub tools: usize,
+    pub next_step: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<BridgeInner>,
+}
+
+fn exposed_name(config: &CloudConfig, spec: &ServerSpec, tool: &str) -> String {
+    if config.servers.len() > 1 {
+        format!("{}_{tool}", spec.name)
+    } else {
+        tool.to_string()
+    }
+}
+
+fn next_step(spec: &ServerSpec, state: &ConnState) -> Option<String> {
+    let url = &spec.url;
+    match state {
+        ConnState::Connected | ConnState::Connecting => None,
+        ConnState::NotSignedIn => Some(format!("ask the user to run `testrelay login {url} --api-key-stdin` in a terminal; testrelay picks the credential up within {}s", LOGIN_POLL.as_secs())),
+        ConnState::Rejected => Some(format!("the stored credential was rejected: ask the user to run `testrelay login {url} --api-key-stdin` with a valid key")),
+        ConnState::Unreachable => Some("check the network and the server URL; testrelay keeps retrying with backoff, and local tools keep working".into()),
+        ConnState::StoreFailed => Some("fix the credential store (see error), or opt in to a 0600 file with --credential-store file, then log in again".into()),
+    }
+}
+
+impl Bridge {
+    pub fn new(config: CloudConfig, file_dir: PathBuf, reserved: HashSet<String>) -> Self {
+        let servers = config
+            .servers
+            .iter()
+            .map(|spec| ServerConn {
+                spec: spec.clone(),
+                state: RwLock::new((ConnState::Connecting, None)),
+                client: RwLock::new(None),
+                tools: RwLock::new(Vec::new()),
+                described: RwLock::new(None),
+                kick: Notify::new(),
+            })
+            .collect();
+        Bridge {
+            inner: Arc::new(BridgeInner {
+                config,
+                file_dir,
+                servers,
+                ide: OnceLock::new(),
+                progress: Mutex::new(HashMap::new()),
+                reserved,
+                started: OnceLock::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &CloudConfig {
+        &self.inner.config
+    }
+
+    pub fn configured(&self) -> bool {
+        !self.inner.servers.is_empty()
+    }
+
+    /// Start connecting (once), relaying notifications to `ide`.
+    pub fn start(&self, ide: Peer<RoleServer>) {
+        let _ = self.inner.ide.set(ide);
+        if self.inner.started.set(()).is_err() {
+            return;
+        }
+        upstream::init_tls();
+        for i in 0..self.inner.servers.len() {
+            let inner = self.inner.clone();
+            tokio::spawn(async move { inner.run(i).await });
+        }
+    }
+
+    pub fn stop(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Upstream tools as the IDE sees them (renamed and filtered).
+    pub async fn tools(&self) -> Vec<Tool> {
+        let mut out = Vec::new();
+        for s in &self.inner.servers {
+            out.extend(s.tools.read().await.iter().cloned());
+        }
+        out
+    }
+
+    /// Forward a call if `params.name` is an upstream tool; None when it is not one.
+    pub async fn call(
+        &self,
+        params: CallToolRequestParams,
+        ide_progress: Option<ProgressToken>,
+        ide_cancel: CancellationToken,
+    ) -> Option<CallToolResult> {
+        let (index, upstream_name) = self.inner.route(&params.name).await?;
+        Some(
+            self.inner
+                .forward(index, upstream_name, params, ide_progress, ide_cancel)
+                .await,
+        )
+    }
+
+    /// Connection state of every server; `probe` first tries to connect any server that
+    /// is not connected (bounded by the connect timeout).
+    pub async fn report(&self, probe: bool) -> Vec<ServerReport> {
+        if probe {
+            let attempts = (0..self.inner.servers.len()).map(|i| {
+                let inner = self.inner.clone();
+                async move {
+                    if inner.servers[i].state.read().await.0 != ConnState::Connected {
+                        inner.connect_once(i).await;
+                    }
+                }
+            });
+            futures_join_all(attempts).await;
+        }
+        let mut out = Vec::new();
+        for s in &self.inner.servers {
+            let (state, error) = s.state.read().await.clone();
+            out.push(ServerReport {
+                name: s.spec.name.clone(),
+                url: s.spec.url.to_string(),
+                next_step: next_step(&s.spec, &state),
+                state,
+                error,
+                server: s.described.read().await.clone(),
+                tools: s.tools.read().await.len(),
+            });
+        }
+        out
+    }
+
+    pub fn credential_store(&self) -> String {
+        match Credentials::open(self.inner.config.credential_store, &self.inner.file_dir) {
+            Ok(c) => c.describe().to_string(),
+            Err(e) => format!("unavailable: {e}"),
+        }
+    }
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.collect();
+    for f in handles {
+        f.await;
+    }
+}
+
+impl BridgeInner {
+    async fn set_state(&self, i: usize, state: ConnState, error: Option<String>) {
+        *self.servers[i].state.write().await = (state, error);
+    }
+
+    /// One attempt: read the credential, connect, list tools. Updates the state.
+    async fn connect_once(self: &Arc<Self>, i: usize) -> ConnState {
+        let spec = self.servers[i].spec.clone();
+        let kind = self.config.credential_store;
+        let dir = self.file_dir.clone();
+        let url = spec.url.clone();
+        let key = tokio::task::spawn_blocking(move || {
+            Credentials::open(kind, &dir).and_then(|c| c.get(&url))
+        })
+        .await;
+        let key = match key {
+            Ok(Ok(Some(k))) => k,
+            Ok(Ok(None)) => {
+                self.set_state(
+                    i,
+                    ConnState::NotSignedIn,
+                    Some(format!("not signed in to {}", spec.url)),
+                )
+                .await;
+                return ConnState::NotSignedIn;
+            }
+            Ok(Err(e)) => {
+                self.set_state(i, ConnState::StoreFailed, Some(e.to_string()))
+                    .await;
+                return ConnState::StoreFailed;
+            }
+            Err(e) => {
+                self.set_state(i, ConnState::StoreFailed, Some(e.to_string()))
+                    .await;
+                return ConnState::StoreFailed;
+            }
+        };
+        let handler = UpstreamHandler {
+            bridge: Arc::downgrade(self),
+            server: i,
+        };
+        match upstream::connect(&spec.url, Some(&key), handler).await {
+            Ok(client) => {
+                let client = Arc::new(client);
+                *self.servers[i].described.write().await = Some(upstream::describe(&client));
+                *self.servers[i].client.write().await = Some(client);
+                self.set_state(i, ConnState::Connected, None).await;
+                self.refresh_tools(i).await;
+                ConnState::Connected
+            }
+            Err(CloudError::Unauthorized { url }) => {
+                let msg = format!("{url} rejected the stored credential (HTTP 401)");
+                self.set_state(i, ConnState::Rejected, Some(msg)).await;
+                ConnState::Rejected
+            }
+            Err(e) => {
+                self.set_state(i, ConnState::Unreachable, Some(e.to_string()))
+                    .await;
+                ConnState::Unreachable
+            }
+        }
+    }
+
+    /// Keep server `i` connected for the life of the process.
+    async fn run(self: Arc<Self>, i: usize) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let state = self.connect_once(i).await;
+            let wait = match state {
+                ConnState::Connected => {
+                    backoff = Duration::from_secs(1);
+                    None
+                }
+                ConnState::NotSignedIn | ConnState::Rejected | ConnState::StoreFailed => {
+                    Some(LOGIN_POLL)
+                }
+                _ => {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    Some(w)
+                }
+            };
+            let server = &self.servers[i];
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                // A failed call or a closed transport kicks a reconnect.
+                _ = server.kick.notified() => {}
+                _ = async { match wait { Some(w) => tokio::time::sleep(w).await, None => std::future::pending().await } } => {}
+            }
+            self.drop_connection(i).await;
+        }
+    }
+
+    async fn drop_connection(&self, i: usize) {
+        let had_tools = !self.servers[i].tools.read().await.is_empty();
+        *self.servers[i].client.write().await = None;
+        self.servers[i].tools.write().await.clear();
+        if had_tools {
+            self.notify_ide_tools_changed().await;
+        }
+    }
+
+    async fn notify_ide_tools_changed(&self) {
+        if let Some(ide) = self.ide.get() {
+            let _ = ide.notify_tool_list_changed().await;
+        }
+    }
+
+    /// Re-read server `i`'s tool list and tell the IDE when it changed.
+    pub(super) async fn refresh_tools(&self, i: usize) {
+        let Some(client) = self.servers[i].client.read().await.clone() else {
+            return;
+        };
+        let tools = match upstream::list_tools(&client).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(server = %self.servers[i].spec.name, error = %e, "listing upstream tools failed");
+                self.servers[i].kick.notify_one();
+                return;
+            }
+        };
+        let allow = build_globs(&self.config.allow);
+        let deny = build_globs(&self.config.deny);
+        let spec = &self.servers[i].spec;
+        let exposed: Vec<Tool> = tools
+            .into_iter()
+            .filter(|t| allow.as_ref().is_none_or(|g| g.is_match(t.name.as_ref())))
+            .filter(|t| deny.as_ref().is_none_or(|g| !g.is_match(t.name.as_ref())))
+            .filter_map(|mut t| {
+                let name = exposed_name(&self.config, spec, &t.name);
+                if self.reserved.contains(&name) {
+                    tracing::warn!(tool = %name, "upstream tool hidden: a local tool has the same name");
+                    return None;
+                }
+                t.name = name.into();
+                Some(t)
+            })
+            .collect();
+        let changed = {
+            let mut current = self.servers[i].tools.write().await;
+            let changed = *current != exposed;
+            *current = exposed;
+            changed
+        };
+        if changed {
+            self.notify_ide_tools_changed().await;
+        }
+    }
+
+    async fn route(&self, name: &str) -> Option<(usize, String)> {
+        for (i, s) in self.servers.iter().enumerate() {
+            if s.tools.read().await.iter().any(|t| t.name == name) {
+                let upstream = if self.config.servers.len() > 1 {
+                    name.strip_prefix(&format!("{}_", s.spec.name))
+                        .unwrap_or(name)
+                        .to_string()
+                } else {
+                    name.to_string()
+                };
+                return Some((i, upstream));
+            }
+        }
+        None
+    }
+
+    pub(super) async fn relay_progress(&self, mut params: ProgressNotificationParam) {
+        let ide_token = self
+            .progress
+            .lock()
+            .expect("progress lock")
+            .get(&params.progress_token)
+            .cloned();
+        if let (Some(token), Some(ide)) = (ide_token, self.ide.get()) {
+            params.progress_token = token;
+            let _ = ide.notify_progress(params).await;
+        }
+    }
+
+    async fn forward(
+        &self,
+        i: usize,
+        upstream_name: String,
+        params: CallToolRequestParams,
+        ide_progress: Option<ProgressToken>,
+        ide_cancel: CancellationToken,
+    ) -> CallToolResult {
+        let server = &self.servers[i];
+        let Some(client) = server.client.read().await.clone() else {
+            let (state, error) = server.state.read().await.clone();
+            let why = error.unwrap_or_else(|| format!("{state:?}"));
+            let next = next_step(&server.spec, &state).unwrap_or_default();
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "cloud server {} is not available: {why}. {next}",
+                server.spec.name
+            ))]);
+        };
+        let mut upstream_params = CallToolRequestParams::new(upstream_name);
+        if let Some(args) = params.arguments {
+            upstream_params = upstream_params.with_arguments(args);
+        }
+        let peer = client.peer().clone();
+        let handle = match peer
+            .send_request_with_option(
+                ClientRequest::CallToolRequest(CallToolRequest::new(upstream_params)),
+                PeerRequestOptions::no_options(),
+            )
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return self.transport_failure(i, e.to_string()),
+        };
+        let (id, upstream_token) = (handle.id.clone(), handle.progress_token.clone());
+        if let Some(token) = ide_progress {
+            self.progress
+                .lock()
+                .expect("progress lock")
+                .insert(upstream_token.clone(), token);
+        }
+        let outcome = tokio::select! {
+            r = handle.await_response() => Some(r),
+            _ = ide_cancel.cancelled() => None,
+        };
+        self.progress
+            .lock()
+            .expect("progress lock")
+            .remove(&upstream_token);
+        match outcome {
+            None => {
+                let _ = peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(id),
+                        Some("cancelled by the client".into()),
+                    ))
+                    .await;
+                CallToolResult::error(vec![ContentBlock::text("the call was cancelled")])
+            }
+            Some(Ok(ServerResult::CallToolResult(result))) => result,
+            Some(Ok(_)) => CallToolResult::error(vec![ContentBlock::text(format!(
+                "cloud server {} answered the call with an unexpected result type",
+                server.spec.name
+            ))]),
+            Some(Err(e)) => self.transport_failure(i, e.to_string()),
+        }
+    }
+
+    fn transport_failure(&self, i: usize, error: String) -> CallToolResult {
+        let server = &self.servers[i];
+        server.kick.notify_one();
+        CallToolResult::error(vec![ContentBlock::text(format!(
+            "the call to cloud server {} failed: {error}. testrelay is reconnecting; retry in a few seconds. Local tools keep working.",
+            server.spec.name
+        ))])
+    }
+}
+
+fn build_globs(patterns: &[String]) -> Option<globset::GlobSet> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        if let Ok(g) = globset::Glob::new(p) {
+            b.add(g);
+        }
+    }
+    b.build().ok()
+}

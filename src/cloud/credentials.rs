@@ -1,0 +1,378 @@
+//! Where credentials live: the OS keychain (Linux: Secret Service, then the kernel
+//! keyutils store), or, only when the user opts in, a 0600 file in a 0700 directory.
+//!
+//! One entry per server URL (service `testrelay:<url>`), independent of testrelay's
+//! version. Secrets are wrapped in [`Secret`], whose `Debug` never shows the value, and
+//! nothing here logs or returns one in an error. Keychain calls block, so callers run
+//! them on a blocking thread.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::error::CloudError;
+
+/// Which store holds credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Keychain,
+    File,
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "keychain" => Ok(StoreKind::Keychain),
+            "file" => Ok(StoreKind::File),
+            other => Err(format!(
+                "unknown credential store '{other}' (keychain or file)"
+            )),
+        }
+    }
+}
+
+/// A credential. Its value is only reachable through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+enum Backend {
+    Keychain(Arc<keyring_core::CredentialStore>),
+    File(PathBuf),
+}
+
+/// An opened credential store.
+pub struct Credentials {
+    backend: Backend,
+    description: String,
+}
+
+const USER_API_KEY: &str = "api-key";
+
+fn service(url: &Url) -> String {
+    format!("testrelay:{}", url.as_str().trim_end_matches('/'))
+}
+
+fn keyring_err(e: keyring_core::Error) -> CloudError {
+    // keyring-core errors name the platform failure, never the secret.
+    CloudError::Credentials(format!("the OS keychain failed: {e}"))
+}
+
+/// Write, read back and delete a canary entry: a store can open fine and still refuse
+/// writes (keyutils without a session keyring, a locked Secret Service collection).
+fn probe(store: &Arc<keyring_core::CredentialStore>) -> Result<(), String> {
+    let entry = store
+        .build("testrelay:probe", "canary", None)
+        .map_err(|e| e.to_string())?;
+    entry.set_secret(b"ok").map_err(|e| e.to_string())?;
+    let back = entry.get_secret().map_err(|e| e.to_string());
+    let _ = entry.delete_credential();
+    match back {
+        Ok(v) if v == b"ok" => Ok(()),
+        Ok(_) => Err("read back a different value".into()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    let secret_service = zbus_secret_service_keyring_store::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    let ss_error = match secret_service {
+        Ok(s) => return Ok((s, "OS keychain (Secret Service)".into())),
+        Err(e) => e,
+    };
+    let keyutils = linux_keyutils_keyring_store::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    match keyutils {
+        Ok(s) => Ok((s, "OS keychain (kernel keyutils; cleared at reboot)".into())),
+        Err(ku_error) => Err(CloudError::Credentials(format!(
+            "no OS keychain is available (Secret Service: {ss_error}; kernel keyutils: {ku_error}). \
+             Install and unlock a Secret Service provider (gnome-keyring, KWallet), or opt in to a 0600 file \
+             with --credential-store file (or credential_store = \"file\" in the config file)"
+        ))),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    Err(CloudError::Credentials(
+        "the OS keychain is not supported on this platform yet; opt in to a 0600 file with --credential-store file".into(),
+    ))
+}
+
+/// The directory of the opt-in file store: `<config dir>/testrelay/credentials`.
+pub fn default_file_dir() -> PathBuf {
+    dirs::config_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("testrelay")
+        .join("credentials")
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileEntry {
+    url: String,
+    api_key: String,
+}
+
+impl Credentials {
+    /// Open the store of `kind`. The keychain is probed with a canary entry; failure
+    /// is an error naming the cause, never a silent fall back to a file.
+    pub fn open(kind: StoreKind, file_dir: &Path) -> Result<Self, CloudError> {
+        match kind {
+            StoreKind::Keychain => {
+                let (store, description) = open_keychain()?;
+                Ok(Credentials {
+                    backend: Backend::Keychain(store),
+                    description,
+                })
+            }
+            StoreKind::File => Ok(Credentials {
+                description: format!("file store {} (opted in; 0600)", file_dir.display()),
+                backend: Backend::File(file_dir.to_path_buf()),
+            }),
+        }
+    }
+
+    /// A store over any keyring-core store (tests use keyring-core's mock).
+    pub fn with_keyring_store(
+        store: Arc<keyring_core::CredentialStore>,
+        description: &str,
+    ) -> Self {
+        Credentials {
+            backend: Backend::Keychain(store),
+            description: description.to_string(),
+        }
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn file_path(dir: &Path, url: &Url) -> PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(service(url).as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        dir.join(format!("{hex}.json"))
+    }
+
+    /// The stored API key for `url`, if any.
+    pub fn get(&self, url: &Url) -> Result<Option<Secret>, CloudError> {
+        match &self.backend {
+            Backend::Keychain(store) => {
+                let entry = store
+                    .build(&service(url), USER_API_KEY, None)
+                    .map_err(keyring_err)?;
+                match entry.get_password() {
+                    Ok(v) => Ok(Some(Secret(v))),
+                    Err(keyring_core::Error::NoEntry) => Ok(None),
+                    Err(e) => Err(keyring_err(e)),
+                }
+            }
+            Backend::File(dir) => {
+                let path = Self::file_path(dir, url);
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(CloudError::Credentials(format!(
+                            "failed to read {}: {e}",
+                            path.display()
+                        )));
+                    }
+                };
+                check_private(&path)?;
+                let entry: FileEntry = serde_json::from_str(&text).map_err(|_| {
+                    CloudError::Credentials(format!(
+                        "{} is not a testrelay credential file",
+                        path.display()
+                    ))
+                })?;
+                Ok(Some(Secret(entry.api_key)))
+            }
+        }
+    }
+
+    pub fn set(&self, url: &Url, secret: &Secret) -> Result<(), CloudError> {
+        match &self.backend {
+            Backend::Keychain(store) => store
+                .build(&service(url), USER_API_KEY, None)
+                .and_then(|e| e.set_password(secret.expose()))
+                .map_err(keyring_err),
+            Backend::File(dir) => {
+                let entry = FileEntry {
+                    url: url.to_string(),
+                    api_key: secret.expose().to_string(),
+                };
+                write_private(
+                    dir,
+                    &Self::file_path(dir, url),
+                    &serde_json::to_vec(&entry).expect("serializes"),
+                )
+            }
+        }
+    }
+
+    /// Remove the credential for `url`; true when there was one.
+    pub fn delete(&self, url: &Url) -> Result<bool, CloudError> {
+        match &self.backend {
+            Backend::Keychain(store) => {
+                let entry = store
+                    .build(&service(url), USER_API_KEY, None)
+                    .map_err(keyring_err)?;
+                match entry.delete_credential() {
+                    Ok(()) => Ok(true),
+                    Err(keyring_core::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(keyring_err(e)),
+                }
+            }
+            Backend::File(dir) => match std::fs::remove_file(Self::file_path(dir, url)) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(CloudError::Credentials(format!(
+                    "failed to delete the credential file: {e}"
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), CloudError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0);
+    if mode & 0o077 != 0 {
+        return Err(CloudError::Credentials(format!(
+            "refusing to use {}: other users can read it (mode {:o}); run `chmod 600` on it or log in again",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), CloudError> {
+    Ok(())
+}
+
+/// Create `dir` as 0700 and write `path` as 0600 from the first byte (never chmod after
+/// writing), replacing it atomically.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CloudError> {
+    let fail = |e: std::io::Error| {
+        CloudError::Credentials(format!("failed to write {}: {e}", path.display()))
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).map_err(fail)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    #[cfg(not(unix))]
+    builder.create(dir).map_err(fail)?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = options.open(&tmp).map_err(fail)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_data())
+        .map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://mcp.example.com/mcp").unwrap()
+    }
+
+    #[test]
+    fn keychain_round_trip_on_the_mock_store() {
+        let store: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
+        let creds = Credentials::with_keyring_store(store, "mock");
+        assert_eq!(creds.get(&url()).unwrap(), None);
+        creds.set(&url(), &Secret::new("k-123")).unwrap();
+        assert_eq!(creds.get(&url()).unwrap(), Some(Secret::new("k-123")));
+        assert!(creds.delete(&url()).unwrap());
+        assert!(!creds.delete(&url()).unwrap());
+        assert_eq!(creds.get(&url()).unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_store_is_private_and_refuses_a_readable_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("creds");
+        let creds = Credentials::open(StoreKind::File, &dir).unwrap();
+        creds.set(&url(), &Secret::new("k-456")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(creds.get(&url()).unwrap(), Some(Secret::new("k-456")));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = creds.get(&url()).unwrap_err().to_string();
+        assert!(
+            err.contains("other users can read it") && !err.contains("k-456"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = Secret::new("super-secret-value");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+}

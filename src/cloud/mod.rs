@@ -1,0 +1,21 @@
+//! The cloud bridge: testrelay as a client of hosted MCP servers.
+//!
+//! `config` says which servers to bridge; `credentials` keeps their API keys in the OS
+//! keychain (or an opt-in 0600 file); `upstream` is one Streamable HTTP connection;
+//! `bridge` keeps connections alive in the background and forwards tool calls. Only this
+//! module speaks HTTP. Credentials never reach logs, tool output or command lines.
+
+mod bridge;
+mod config;
+mod credentials;
+mod error;
+mod upstream;
+
+pub use bridge::{Bridge, ConnState, ServerReport};
+pub use config::{CloudConfig, ServerSpec, default_config_file, parse_server_url};
+pub use credentials::{Credentials, Secret, StoreKind, default_file_dir};
+pub use error::CloudError;
+pub use upstream::{
+    UpstreamHandler, connect as connect_upstream, describe as describe_upstream, init_tls,
+    list_tools as list_upstream_tools,
+};

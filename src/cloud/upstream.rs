@@ -1,0 +1,125 @@
+//! One connection to an upstream MCP server over Streamable HTTP, and the client-side
+//! handler that relays its notifications (progress, tool list changes) to the bridge.
+//!
+//! The protocol is pinned to 2025-11-25 (rmcp falls back to what the server answers,
+//! down to 2024-11-05); POST-only servers and plain-JSON responses are handled by rmcp's
+//! transport. The API key travels only in the `Authorization: Bearer` header.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProtocolVersion,
+    Tool,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use url::Url;
+
+use super::bridge::BridgeInner;
+use super::credentials::Secret;
+use super::error::CloudError;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Relays upstream notifications to the bridge (and from there to the IDE).
+#[derive(Clone)]
+pub struct UpstreamHandler {
+    pub(super) bridge: Weak<BridgeInner>,
+    pub(super) server: usize,
+}
+
+impl ClientHandler for UpstreamHandler {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("testrelay", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        if let Some(bridge) = self.bridge.upgrade() {
+            bridge.relay_progress(params).await;
+        }
+    }
+
+    async fn on_tool_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        if let Some(bridge) = self.bridge.upgrade() {
+            bridge.refresh_tools(self.server).await;
+        }
+    }
+}
+
+impl UpstreamHandler {
+    /// A handler for a one-off connection (CLI checks) that relays nothing.
+    pub fn detached() -> Self {
+        UpstreamHandler {
+            bridge: Weak::new(),
+            server: 0,
+        }
+    }
+}
+
+pub type Upstream = RunningService<RoleClient, UpstreamHandler>;
+
+/// Connect and initialize; `handler` receives the server's notifications.
+pub async fn connect(
+    url: &Url,
+    key: Option<&Secret>,
+    handler: UpstreamHandler,
+) -> Result<Upstream, CloudError> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+    if let Some(key) = key {
+        config = config.auth_header(key.expose());
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport)).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) if e.is_authorization_required() => Err(CloudError::Unauthorized {
+            url: url.to_string(),
+        }),
+        Ok(Err(e)) => Err(CloudError::Connect {
+            url: url.to_string(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(CloudError::Connect {
+            url: url.to_string(),
+            reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        }),
+    }
+}
+
+/// All tools of a connected server.
+pub async fn list_tools(client: &Upstream) -> Result<Vec<Tool>, String> {
+    client
+        .peer()
+        .list_all_tools()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `name version` of a connected server, for status output.
+pub fn describe(client: &Upstream) -> String {
+    match client.peer().peer_info() {
+        Some(info) => match info.server_info.as_ref() {
+            Some(i) => format!(
+                "{} {} (protocol {})",
+                i.name, i.version, info.protocol_version
+            ),
+            None => format!("protocol {}", info.protocol_version),
+        },
+        None => "unknown server".into(),
+    }
+}
+
+/// Make sure rustls has its crypto provider; idempotent.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

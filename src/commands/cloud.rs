@@ -1,0 +1,199 @@
+//! `testrelay login`, `logout` and `status`: the cloud bridge for humans. They share the
+//! bridge's connection code, so what `status` reports is what the IDE session sees.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use crate::cli::{LoginArgs, ServerArg};
+use crate::cloud::{self, CloudConfig, CloudError, Credentials, Secret, ServerSpec, StoreKind};
+use crate::printer::Printer;
+use crate::server::AppContext;
+
+fn config(ctx: &AppContext) -> Result<CloudConfig, String> {
+    match &ctx.cloud_error {
+        Some(e) => Err(e.clone()),
+        None => Ok(ctx.bridge.config().clone()),
+    }
+}
+
+async fn open_store(kind: StoreKind) -> Result<Credentials, CloudError> {
+    let dir = cloud::default_file_dir();
+    tokio::task::spawn_blocking(move || Credentials::open(kind, &dir))
+        .await
+        .map_err(|e| CloudError::Credentials(e.to_string()))?
+}
+
+/// Connect with `key` and list tools: (server description, tool count).
+async fn verify(spec: &ServerSpec, key: &Secret) -> Result<(String, usize), CloudError> {
+    cloud::init_tls();
+    let handler = cloud::UpstreamHandler::detached();
+    let client = cloud::connect_upstream(&spec.url, Some(key), handler).await?;
+    let described = cloud::describe_upstream(&client);
+    let tools = cloud::list_upstream_tools(&client)
+        .await
+        .map_err(|reason| CloudError::Connect {
+            url: spec.url.to_string(),
+            reason,
+        })?;
+    let _ = client.cancel().await;
+    Ok((described, tools.len()))
+}
+
+pub async fn login(ctx: AppContext, a: LoginArgs) -> ExitCode {
+    let mut printer = Printer::new();
+    let cfg = match config(&ctx) {
+        Ok(c) => c,
+        Err(e) => {
+            printer.error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let spec = match cfg.pick(a.server.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    if !a.api_key_stdin {
+        printer.error(&format!(
+            "browser sign-in is not available yet: pipe an API key instead, e.g. `testrelay login {} --api-key-stdin < key.txt`",
+            spec.url
+        ));
+        return ExitCode::from(2);
+    }
+    let mut key = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut key) {
+        printer.error(&format!(
+            "failed to read the API key from standard input: {e}"
+        ));
+        return ExitCode::from(2);
+    }
+    let key = Secret::new(key.trim());
+    if key.expose().is_empty() || key.expose().contains(char::is_whitespace) {
+        printer.error("the API key on standard input is empty or contains whitespace");
+        return ExitCode::from(2);
+    }
+    let store = match open_store(cfg.credential_store).await {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    // A key the server rejects is not stored; one for a server that is down is stored, so
+    // the IDE connects once it is back.
+    let verdict = verify(&spec, &key).await;
+    if let Err(CloudError::Unauthorized { url }) = &verdict {
+        printer.error(&format!(
+            "{url} rejected the API key (HTTP 401); nothing was stored"
+        ));
+        return ExitCode::from(1);
+    }
+    let url = spec.url.clone();
+    let described = store.describe().to_string();
+    let saved = tokio::task::spawn_blocking(move || store.set(&url, &key)).await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    }
+    match verdict {
+        Ok((server, tools)) => {
+            printer.text(&format!(
+                "signed in to {} ({server}, {tools} tools); the key is in the {described}\n",
+                spec.url
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            printer.text(&format!("stored the key in the {described}, but {e}\n"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub async fn logout(ctx: AppContext, a: ServerArg) -> ExitCode {
+    let mut printer = Printer::new();
+    let spec =
+        match config(&ctx).and_then(|c| c.pick(a.server.as_deref()).map_err(|e| e.to_string())) {
+            Ok(s) => s,
+            Err(e) => {
+                printer.error(&e);
+                return ExitCode::from(2);
+            }
+        };
+    let kind = ctx.bridge.config().credential_store;
+    let store = match open_store(kind).await {
+        Ok(s) => s,
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    let url = spec.url.clone();
+    match tokio::task::spawn_blocking(move || store.delete(&url)).await {
+        Ok(Ok(true)) => printer.text(&format!("removed the stored credential for {}\n", spec.url)),
+        Ok(Ok(false)) => printer.text(&format!("no credential was stored for {}\n", spec.url)),
+        Ok(Err(e)) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub async fn status(ctx: AppContext) -> ExitCode {
+    let mut printer = Printer::new();
+    if let Some(e) = &ctx.cloud_error {
+        printer.error(e);
+        return ExitCode::from(2);
+    }
+    if !ctx.bridge.configured() {
+        printer.text("no cloud server configured: pass --server URL, set TESTRELAY_SERVER, or add [[server]] to the config file\n");
+        return ExitCode::from(1);
+    }
+    let bridge = ctx.bridge.clone();
+    let store = tokio::task::spawn_blocking(move || bridge.credential_store())
+        .await
+        .unwrap_or_default();
+    let reports = ctx.bridge.report(true).await;
+    let mut out = format!("credential store: {store}\n");
+    let mut all_ok = true;
+    for r in &reports {
+        let ok = r.state == cloud::ConnState::Connected;
+        all_ok &= ok;
+        let mark = if ok { "✓" } else { "✗" };
+        let state = serde_json::to_value(&r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        out.push_str(&format!("{mark} {} {} ({state})", r.name, r.url));
+        if let Some(s) = &r.server {
+            out.push_str(&format!(": {s}, {} tools", r.tools));
+        }
+        out.push('\n');
+        if let Some(e) = &r.error {
+            out.push_str(&format!("    {e}\n"));
+        }
+        if let Some(n) = &r.next_step {
+            out.push_str(&format!("    next: {n}\n"));
+        }
+    }
+    printer.text(&out);
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
