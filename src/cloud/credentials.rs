@@ -67,7 +67,23 @@ pub struct Credentials {
     description: String,
 }
 
-const USER_API_KEY: &str = "api-key";
+/// What an entry holds: the keychain "user" of the entry for a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An API key sent as `Authorization: Bearer`.
+    ApiKey,
+    /// OAuth tokens and client registration (rmcp's `StoredCredentials` as JSON).
+    OAuth,
+}
+
+impl Kind {
+    fn user(self) -> &'static str {
+        match self {
+            Kind::ApiKey => "api-key",
+            Kind::OAuth => "oauth",
+        }
+    }
+}
 
 fn service(url: &Url) -> String {
     format!("testrelay:{}", url.as_str().trim_end_matches('/'))
@@ -140,7 +156,10 @@ pub fn default_file_dir() -> PathBuf {
 #[derive(Serialize, Deserialize)]
 struct FileEntry {
     url: String,
-    api_key: String,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    oauth: Option<String>,
 }
 
 impl Credentials {
@@ -184,83 +203,97 @@ impl Credentials {
         dir.join(format!("{hex}.json"))
     }
 
+    fn read_file(dir: &Path, url: &Url) -> Result<Option<FileEntry>, CloudError> {
+        let path = Self::file_path(dir, url);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CloudError::Credentials(format!("failed to read {}: {e}", path.display()))),
+        };
+        check_private(&path)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|_| CloudError::Credentials(format!("{} is not a testrelay credential file", path.display())))
+    }
+
     /// The stored API key for `url`, if any.
     pub fn get(&self, url: &Url) -> Result<Option<Secret>, CloudError> {
+        self.get_kind(url, Kind::ApiKey)
+    }
+
+    pub fn set(&self, url: &Url, secret: &Secret) -> Result<(), CloudError> {
+        self.set_kind(url, Kind::ApiKey, secret)
+    }
+
+    /// Remove every credential for `url` (API key and OAuth tokens and registration);
+    /// true when there was one.
+    pub fn delete(&self, url: &Url) -> Result<bool, CloudError> {
+        let a = self.delete_kind(url, Kind::ApiKey)?;
+        let b = self.delete_kind(url, Kind::OAuth)?;
+        Ok(a || b)
+    }
+
+    pub fn get_kind(&self, url: &Url, kind: Kind) -> Result<Option<Secret>, CloudError> {
         match &self.backend {
             Backend::Keychain(store) => {
-                let entry = store
-                    .build(&service(url), USER_API_KEY, None)
-                    .map_err(keyring_err)?;
+                let entry = store.build(&service(url), kind.user(), None).map_err(keyring_err)?;
                 match entry.get_password() {
                     Ok(v) => Ok(Some(Secret(v))),
                     Err(keyring_core::Error::NoEntry) => Ok(None),
                     Err(e) => Err(keyring_err(e)),
                 }
             }
-            Backend::File(dir) => {
-                let path = Self::file_path(dir, url);
-                let text = match std::fs::read_to_string(&path) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => {
-                        return Err(CloudError::Credentials(format!(
-                            "failed to read {}: {e}",
-                            path.display()
-                        )));
-                    }
-                };
-                check_private(&path)?;
-                let entry: FileEntry = serde_json::from_str(&text).map_err(|_| {
-                    CloudError::Credentials(format!(
-                        "{} is not a testrelay credential file",
-                        path.display()
-                    ))
-                })?;
-                Ok(Some(Secret(entry.api_key)))
-            }
+            Backend::File(dir) => Ok(Self::read_file(dir, url)?.and_then(|e| match kind {
+                Kind::ApiKey => e.api_key,
+                Kind::OAuth => e.oauth,
+            })
+            .map(Secret)),
         }
     }
 
-    pub fn set(&self, url: &Url, secret: &Secret) -> Result<(), CloudError> {
+    pub fn set_kind(&self, url: &Url, kind: Kind, secret: &Secret) -> Result<(), CloudError> {
         match &self.backend {
             Backend::Keychain(store) => store
-                .build(&service(url), USER_API_KEY, None)
+                .build(&service(url), kind.user(), None)
                 .and_then(|e| e.set_password(secret.expose()))
                 .map_err(keyring_err),
             Backend::File(dir) => {
-                let entry = FileEntry {
-                    url: url.to_string(),
-                    api_key: secret.expose().to_string(),
-                };
-                write_private(
-                    dir,
-                    &Self::file_path(dir, url),
-                    &serde_json::to_vec(&entry).expect("serializes"),
-                )
+                let mut entry =
+                    Self::read_file(dir, url)?.unwrap_or(FileEntry { url: url.to_string(), api_key: None, oauth: None });
+                match kind {
+                    Kind::ApiKey => entry.api_key = Some(secret.expose().to_string()),
+                    Kind::OAuth => entry.oauth = Some(secret.expose().to_string()),
+                }
+                write_private(dir, &Self::file_path(dir, url), &serde_json::to_vec(&entry).expect("serializes"))
             }
         }
     }
 
-    /// Remove the credential for `url`; true when there was one.
-    pub fn delete(&self, url: &Url) -> Result<bool, CloudError> {
+    pub fn delete_kind(&self, url: &Url, kind: Kind) -> Result<bool, CloudError> {
         match &self.backend {
             Backend::Keychain(store) => {
-                let entry = store
-                    .build(&service(url), USER_API_KEY, None)
-                    .map_err(keyring_err)?;
+                let entry = store.build(&service(url), kind.user(), None).map_err(keyring_err)?;
                 match entry.delete_credential() {
                     Ok(()) => Ok(true),
                     Err(keyring_core::Error::NoEntry) => Ok(false),
                     Err(e) => Err(keyring_err(e)),
                 }
             }
-            Backend::File(dir) => match std::fs::remove_file(Self::file_path(dir, url)) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(CloudError::Credentials(format!(
-                    "failed to delete the credential file: {e}"
-                ))),
-            },
+            Backend::File(dir) => {
+                let Some(mut entry) = Self::read_file(dir, url)? else { return Ok(false) };
+                let had = match kind {
+                    Kind::ApiKey => entry.api_key.take().is_some(),
+                    Kind::OAuth => entry.oauth.take().is_some(),
+                };
+                let path = Self::file_path(dir, url);
+                if entry.api_key.is_none() && entry.oauth.is_none() {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| CloudError::Credentials(format!("failed to delete {}: {e}", path.display())))?;
+                } else if had {
+                    write_private(dir, &path, &serde_json::to_vec(&entry).expect("serializes"))?;
+                }
+                Ok(had)
+            }
         }
     }
 }
