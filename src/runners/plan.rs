@@ -13,6 +13,8 @@ pub enum RunnerError {
         "no test framework detected in {0}: pass `framework` explicitly or point `path` at the project"
     )]
     NothingDetected(PathBuf),
+    #[error("several test frameworks detected in {0} ({1}): pass `framework` to choose one")]
+    Ambiguous(PathBuf, String),
     #[error("{0}")]
     NotReady(String),
     #[error(

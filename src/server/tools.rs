@@ -107,18 +107,7 @@ impl TestRelayServer {
         Parameters(p): Parameters<RunTestsParams>,
     ) -> Result<Json<RunTestsResult>, String> {
         let (dir, stop) = self.project_dir(p.path.as_deref())?;
-        let framework = match p.framework {
-            Some(f) => f,
-            None => match runners::detect(&dir).first() {
-                Some(d) => d.framework,
-                None => {
-                    return Err(format!(
-                        "no test framework detected in {}: pass `framework`, or point `path` at the project directory (check_test_environment explains what it looks for)",
-                        dir.display()
-                    ));
-                }
-            },
-        };
+        let framework = runners::choose(&dir, p.framework).map_err(|e| e.to_string())?;
         let timeout = p
             .timeout_seconds
             .map(|s| Duration::from_secs(s.clamp(1, 3600)));
