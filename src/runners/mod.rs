@@ -7,9 +7,12 @@
 //! one file with the same faces (detect, plan, probe/check, collect, classify), dispatched
 //! by an exhaustive `match` on [`Framework`].
 
+mod engines;
 mod env;
 mod jest;
+mod jest_results;
 pub mod node;
+mod node_project;
 mod plan;
 mod playwright;
 mod pytest;

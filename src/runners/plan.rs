@@ -21,6 +21,9 @@ pub enum RunnerError {
         "invalid test selection '{0}': tests are paths or test ids; put options in `extra_args`"
     )]
     BadSelection(String),
+    /// The request asks for something this framework cannot do; the text says what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Which tests to run and how. Empty means "the project's default test set".
