@@ -500,6 +500,11 @@ pub fn plan(
             "Jest has no markers: select tests with `keyword` (a regex over full test names, Jest's -t) or with `tests`".into(),
         ));
     }
+    if let Some(watch) = request.extra_args.iter().find(|a| a.starts_with("--watch")) {
+        return Err(RunnerError::Unsupported(format!(
+            "`{watch}` starts Jest's watch mode, which never ends on its own: testrelay runs are one-shot, so leave it out and call run_tests again after a change"
+        )));
+    }
     let layout = node_project::layout(dir, stop_at);
     let launcher = launcher(dir, stop_at, &layout, env)?;
     let reporter = job_dir.join(REPORTER.relative).display().to_string();
@@ -740,6 +745,14 @@ mod tests {
         assert!(matches!(
             run_plan(d.path(), &env, markers),
             Err(RunnerError::Unsupported(m)) if m.contains("no markers")
+        ));
+        let watch = RunRequest {
+            extra_args: vec!["--watchAll".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            run_plan(d.path(), &env, watch),
+            Err(RunnerError::Unsupported(m)) if m.contains("watch mode")
         ));
         let option = RunRequest {
             tests: vec!["--watch".into()],
