@@ -177,7 +177,9 @@ impl Collector {
                 self.file_mut(&file);
             }
             Event::Test(t) => {
-                let state = self.file_mut(&t.file.clone());
+                let file = t.file.clone();
+                let state = self.file_mut(&file);
+                // A file's final list replaces what streamed in; late lines change nothing.
                 if !state.done {
                     state.tests.push(t);
                 }
