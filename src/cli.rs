@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::runners::Framework;
 
-/// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest
+/// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest and Jest
 /// as background jobs, plus the same engine on the command line.
 ///
 /// With no subcommand, testrelay serves MCP on stdin/stdout: point your IDE's MCP
@@ -112,7 +112,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The project directory, then test files, directories or test ids (pytest node ids).
+    /// The project directory, then test files, directories or test ids (pytest node ids,
+    /// Jest `file::full name`).
     /// The first argument is taken as the project directory when it is a directory with a
     /// detectable test setup; otherwise every argument is a test and the project is the
     /// workspace or the current directory.
@@ -127,11 +128,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u64,
 
-    /// Only tests matching this name expression (pytest -k).
+    /// Only tests matching this name expression (pytest -k; for Jest a regex, -t).
     #[arg(short = 'k', long, value_name = "EXPR")]
     pub keyword: Option<String>,
 
-    /// Only tests matching this marker expression (pytest -m).
+    /// Only tests matching this marker expression (pytest -m; Jest has none).
     #[arg(short = 'm', long, value_name = "EXPR")]
     pub markers: Option<String>,
 

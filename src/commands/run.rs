@@ -41,16 +41,10 @@ pub async fn run(ctx: AppContext, a: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let framework = match a
-        .framework
-        .or_else(|| runners::detect(&dir).first().map(|d| d.framework))
-    {
-        Some(f) => f,
-        None => {
-            printer.error(&format!(
-                "no test framework detected in {}; pass --framework",
-                dir.display()
-            ));
+    let framework = match runners::choose(&dir, a.framework) {
+        Ok(f) => f,
+        Err(e) => {
+            printer.error(&e.to_string());
             return ExitCode::from(2);
         }
     };

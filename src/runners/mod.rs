@@ -7,8 +7,14 @@
 //! one file with the same faces (detect, plan, probe/check, collect, classify), dispatched
 //! by an exhaustive `match` on [`Framework`].
 
+mod engines;
 mod env;
+mod jest;
+mod jest_results;
+pub mod node;
+mod node_project;
 mod plan;
+mod playwright;
 mod pytest;
 mod python;
 
@@ -38,14 +44,18 @@ use crate::report::TestReport;
 #[serde(rename_all = "lowercase")]
 pub enum Framework {
     Pytest,
+    Jest,
+    Playwright,
 }
 
 impl Framework {
-    pub const ALL: [Framework; 1] = [Framework::Pytest];
+    pub const ALL: [Framework; 3] = [Framework::Pytest, Framework::Jest, Framework::Playwright];
 
     pub fn name(self) -> &'static str {
         match self {
             Framework::Pytest => "pytest",
+            Framework::Jest => "jest",
+            Framework::Playwright => "playwright",
         }
     }
 }
@@ -76,6 +86,8 @@ pub fn detect(dir: &Path) -> Vec<Detection> {
         .filter_map(|f| {
             let evidence = match f {
                 Framework::Pytest => pytest::detect(dir),
+                Framework::Jest => jest::detect(dir),
+                Framework::Playwright => playwright::detect(dir),
             };
             (!evidence.is_empty()).then_some(Detection {
                 framework: f,
@@ -83,6 +95,25 @@ pub fn detect(dir: &Path) -> Vec<Detection> {
             })
         })
         .collect()
+}
+
+/// The framework to run in `dir`: the explicit one, else the only one detected.
+pub fn choose(dir: &Path, explicit: Option<Framework>) -> Result<Framework, RunnerError> {
+    if let Some(f) = explicit {
+        return Ok(f);
+    }
+    let found = detect(dir);
+    match found.as_slice() {
+        [one] => Ok(one.framework),
+        [] => Err(RunnerError::NothingDetected(dir.to_path_buf())),
+        many => Err(RunnerError::Ambiguous(
+            dir.to_path_buf(),
+            many.iter()
+                .map(|d| d.framework.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
 }
 
 /// The command that checks a project's toolchain for `framework`, or the check's final
@@ -95,6 +126,8 @@ pub fn probe(
 ) -> Result<ProbePlan, Box<EnvironmentCheck>> {
     match framework {
         Framework::Pytest => pytest::probe(dir, stop_at, env),
+        Framework::Jest => jest::probe(dir, stop_at, env),
+        Framework::Playwright => playwright::probe(dir, stop_at, env),
     }
 }
 
@@ -107,6 +140,8 @@ pub fn check(
 ) -> EnvironmentCheck {
     match framework {
         Framework::Pytest => pytest::check(dir, plan, out),
+        Framework::Jest => jest::check(dir, plan, out),
+        Framework::Playwright => playwright::check(dir, plan, out),
     }
 }
 
@@ -121,18 +156,24 @@ pub fn plan(
 ) -> Result<Plan, RunnerError> {
     match framework {
         Framework::Pytest => pytest::plan(dir, stop_at, job_dir, request, env),
+        Framework::Jest => jest::plan(dir, stop_at, job_dir, request, env),
+        Framework::Playwright => playwright::plan(dir, stop_at, job_dir, request, env),
     }
 }
 
 /// The incremental reader of a running job's event file.
 pub enum Collector {
     Pytest(pytest::Collector),
+    Jest(jest::Collector),
+    Playwright(playwright::Collector),
 }
 
 impl Collector {
     pub fn new(framework: Framework) -> Self {
         match framework {
             Framework::Pytest => Collector::Pytest(pytest::Collector::default()),
+            Framework::Jest => Collector::Jest(jest::Collector::default()),
+            Framework::Playwright => Collector::Playwright(playwright::Collector::default()),
         }
     }
 
@@ -140,6 +181,8 @@ impl Collector {
     pub fn events_file(framework: Framework) -> &'static str {
         match framework {
             Framework::Pytest => pytest::EVENTS_FILE,
+            Framework::Jest => jest::EVENTS_FILE,
+            Framework::Playwright => playwright::EVENTS_FILE,
         }
     }
 
@@ -147,18 +190,24 @@ impl Collector {
     pub fn feed_line(&mut self, line: &str) {
         match self {
             Collector::Pytest(c) => c.feed_line(line),
+            Collector::Jest(c) => c.feed_line(line),
+            Collector::Playwright(c) => c.feed_line(line),
         }
     }
 
     pub fn progress(&self) -> Progress {
         match self {
             Collector::Pytest(c) => c.progress(),
+            Collector::Jest(c) => c.progress(),
+            Collector::Playwright(c) => c.progress(),
         }
     }
 
     pub fn report(&self) -> TestReport {
         match self {
             Collector::Pytest(c) => c.report(),
+            Collector::Jest(c) => c.report(),
+            Collector::Playwright(c) => c.report(),
         }
     }
 
@@ -172,6 +221,8 @@ impl Collector {
     ) -> Verdict {
         match self {
             Collector::Pytest(c) => c.classify(exit_code, report, stderr_tail),
+            Collector::Jest(c) => c.classify(exit_code, report, stderr_tail),
+            Collector::Playwright(c) => c.classify(exit_code, report, stderr_tail),
         }
     }
 }

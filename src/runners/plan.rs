@@ -13,12 +13,17 @@ pub enum RunnerError {
         "no test framework detected in {0}: pass `framework` explicitly or point `path` at the project"
     )]
     NothingDetected(PathBuf),
+    #[error("several test frameworks detected in {0} ({1}): pass `framework` to choose one")]
+    Ambiguous(PathBuf, String),
     #[error("{0}")]
     NotReady(String),
     #[error(
         "invalid test selection '{0}': tests are paths or test ids; put options in `extra_args`"
     )]
     BadSelection(String),
+    /// The request asks for something this framework cannot do; the text says what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Which tests to run and how. Empty means "the project's default test set".

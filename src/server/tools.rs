@@ -21,7 +21,7 @@ use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
 use crate::runners::{self, Framework, RunRequest};
 use crate::workspace::{self, ExcludeKind, PackOptions, RootSources};
 
-const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest) on the developer's machine as background jobs. \
+const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest or Jest) on the developer's machine as background jobs. \
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
 wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
 run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
@@ -128,18 +128,7 @@ impl TestRelayServer {
         Parameters(p): Parameters<RunTestsParams>,
     ) -> Result<Json<RunTestsResult>, String> {
         let (dir, stop) = self.project_dir(p.path.as_deref())?;
-        let framework = match p.framework {
-            Some(f) => f,
-            None => match runners::detect(&dir).first() {
-                Some(d) => d.framework,
-                None => {
-                    return Err(format!(
-                        "no test framework detected in {}: pass `framework`, or point `path` at the project directory (check_test_environment explains what it looks for)",
-                        dir.display()
-                    ));
-                }
-            },
-        };
+        let framework = runners::choose(&dir, p.framework).map_err(|e| e.to_string())?;
         let timeout = p
             .timeout_seconds
             .map(|s| Duration::from_secs(s.clamp(1, 3600)));

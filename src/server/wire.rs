@@ -36,11 +36,11 @@ pub struct RunTestsParams {
     pub path: Option<String>,
     /// Framework to use. Detected from the project's files when omitted.
     pub framework: Option<Framework>,
-    /// Test files, directories or test ids to run, relative to the project directory. For pytest: paths or node ids such as `tests/test_api.py::test_login[admin]` (the `selector` of a failure is exactly this). Omit to run the project's default test set.
+    /// Test files, directories or test ids to run, relative to the project directory. For pytest: paths or node ids such as `tests/test_api.py::test_login[admin]`. For Jest: paths, or test ids `file::full name` such as `src/cart.test.js::cart totals adds tax` (describe titles and the test title joined by spaces). The `selector` of a failure is exactly such an id. Omit to run the project's default test set.
     pub tests: Option<Vec<String>>,
-    /// Name filter expression (pytest `-k`), e.g. `login and not slow`.
+    /// Name filter: a pytest `-k` expression such as `login and not slow`, or for Jest a regular expression matched case-insensitively against full test names (Jest `-t`), such as `login|logout`.
     pub keyword: Option<String>,
-    /// Marker expression (pytest `-m`), e.g. `not integration`.
+    /// Marker expression (pytest `-m` only), e.g. `not integration`.
     pub markers: Option<String>,
     /// Extra command-line arguments for the runner, passed as they are, e.g. `["-x"]` to stop at the first failure.
     pub extra_args: Option<Vec<String>>,

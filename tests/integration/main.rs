@@ -3,6 +3,7 @@
 
 mod cli;
 mod cloud;
+mod jest;
 mod jobs;
 mod protocol;
 mod supervisor;

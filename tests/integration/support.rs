@@ -47,6 +47,42 @@ impl Project {
         Project { dir }
     }
 
+    /// A copy of the Jest fixture whose `node_modules` is a link to the fixture's own
+    /// (installed by scripts/provision.sh), so no test downloads anything.
+    pub fn jest() -> Self {
+        let fixture = repo().join("fixtures/jest/basic");
+        assert!(
+            fixture.join("node_modules/jest/package.json").exists(),
+            "no node_modules in {}: run ./scripts/test.sh (or scripts/provision.sh) first",
+            fixture.display()
+        );
+        let project = Self::jest_without_modules();
+        std::os::unix::fs::symlink(
+            fixture.join("node_modules"),
+            project.path().join("node_modules"),
+        )
+        .unwrap();
+        project
+    }
+
+    /// A copy of the Jest fixture as a fresh clone has it: nothing installed.
+    pub fn jest_without_modules() -> Self {
+        let fixture = repo().join("fixtures/jest/basic");
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture, dir.path());
+        // The copy must not look newer than the install it links to, or the environment
+        // check would rightly call node_modules stale.
+        let lock = fixture.join("package-lock.json");
+        let mtime = std::fs::metadata(&lock).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("package-lock.json"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        Project { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -57,7 +93,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
-            if e.file_name() == "__pycache__" || e.file_name() == ".pytest_cache" {
+            if ["__pycache__", ".pytest_cache", "node_modules"]
+                .contains(&e.file_name().to_str().unwrap_or(""))
+            {
                 continue;
             }
             copy_dir(&e.path(), &target);
@@ -104,6 +142,16 @@ pub fn processes_with_token(token: &str) -> Vec<i32> {
         }
     }
     out
+}
+
+/// SIGKILL every process carrying the token (for runs the test started itself).
+pub fn kill_token(token: &str) {
+    for pid in processes_with_token(token) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Wait (bounded) until no process of the run is left; returns what is still alive.
