@@ -141,6 +141,9 @@ mod tests {
             stderr: None,
             selector: "tests/a.py::x".into(),
             failed_at: None,
+            attachments: Vec::new(),
+            retries: 0,
+            flaky: false,
         });
         r.file_errors.push(FileError {
             file: "tests/b.py".into(),

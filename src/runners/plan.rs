@@ -21,6 +21,9 @@ pub enum RunnerError {
         "invalid test selection '{0}': tests are paths or test ids; put options in `extra_args`"
     )]
     BadSelection(String),
+    /// An option this framework has no equivalent for, with what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Which tests to run and how. Empty means "the project's default test set".

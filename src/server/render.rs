@@ -188,6 +188,9 @@ mod tests {
                 stderr: None,
                 selector: format!("tests/test_mod_{}.py::test_case_{i}[param-{i}]", i / 100),
                 failed_at: None,
+                attachments: Vec::new(),
+                retries: 0,
+                flaky: false,
             });
         }
         let record: JobRecord = serde_json::from_value(serde_json::json!({
