@@ -282,7 +282,11 @@ impl Collector {
         let multi = self.projects.len() > 1;
         let mut r = TestReport::new("playwright");
         r.tool.version = self.version.clone();
-        r.tests = self.entries.iter().map(|e| to_case(e, multi)).collect();
+        // Workers finish tests in any order; file and line order reads better and does not
+        // change between a running and a finished report.
+        let mut entries: Vec<&Entry> = self.entries.iter().collect();
+        entries.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        r.tests = entries.into_iter().map(|e| to_case(e, multi)).collect();
         r.file_errors = self.file_errors();
         r.start_ms = self
             .entries
@@ -662,5 +666,230 @@ fn collect_suite(suite: &JsonSuite, describes: &[String], paths: &Paths, out: &m
             inner.push(child.title.clone());
         }
         collect_suite(child, &inner, paths, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTS: &str = include_str!("../../fixtures/reports/playwright-events.jsonl");
+    const JSON: &str = include_str!("../../fixtures/reports/playwright-report.json");
+    const INTERRUPTED: &str =
+        include_str!("../../fixtures/reports/playwright-interrupted-events.jsonl");
+
+    fn fed(text: &str) -> Collector {
+        let mut c = Collector::default();
+        for line in text.lines() {
+            c.feed_line(line);
+        }
+        c
+    }
+
+    fn find<'a>(r: &'a TestReport, name: &str) -> &'a TestCase {
+        r.tests.iter().find(|t| t.name == name).unwrap()
+    }
+
+    #[test]
+    fn strips_ansi_colour_codes() {
+        assert_eq!(
+            strip_ansi(
+                "Error: \u{1b}[2mexpect(\u{1b}[22m\u{1b}[31mlocator\u{1b}[39m) \u{1b}[1;32mok\u{1b}[0m"
+            ),
+            "Error: expect(locator) ok"
+        );
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
+
+    #[test]
+    fn the_streamed_events_describe_the_fixture_run() {
+        let c = fed(EVENTS);
+        let r = c.report();
+        let s = r.summary();
+        assert_eq!((s.total, s.passed, s.failed, s.skipped), (7, 4, 1, 2));
+        assert_eq!(r.tool.version.as_deref(), Some("1.65.1"));
+
+        let failed = find(&r, "fails on wrong heading");
+        assert_eq!(failed.status, TestStatus::Failed);
+        assert_eq!(failed.selector, "tests/basic.spec.ts:14");
+        assert_eq!(failed.suite, ["tests/basic.spec.ts"]);
+        assert_eq!(failed.failed_at.as_deref(), Some("tests/basic.spec.ts:17"));
+        let message = failed.message.as_deref().unwrap();
+        assert!(!message.contains('\u{1b}'), "{message:?}");
+        assert!(message.starts_with("Error: expect(locator).toHaveText(expected) failed"));
+        assert!(message.contains("Expected: \"Welcome aboard\"\nReceived: \"testrelay fixture\""));
+        assert!(!message.contains("Call log"), "{message}");
+        let trace = failed.trace.as_deref().unwrap();
+        assert!(
+            trace.contains("> 17 |"),
+            "the snippet points at the line: {trace}"
+        );
+        assert!(!trace.contains('\u{1b}'));
+        assert_eq!(failed.stdout.as_deref(), Some("checking the heading\n"));
+        let kinds: Vec<(&str, &str)> = failed
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.content_type.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("screenshot", "image/png"),
+                ("error-context", "text/markdown")
+            ]
+        );
+        assert_eq!(
+            failed.attachments[0].path,
+            "/JOB/artifacts/basic-fails-on-wrong-heading-chromium/test-failed-1.png"
+        );
+
+        let flaky = find(&r, "passes on retry");
+        assert_eq!(
+            (flaky.status, flaky.flaky, flaky.retries),
+            (TestStatus::Passed, true, 1)
+        );
+        assert_eq!(flaky.raw_status, "flaky");
+        assert_eq!(flaky.suite, ["tests/basic.spec.ts", "math"]);
+        assert!(
+            flaky.message.as_deref().unwrap().starts_with(
+                "passed on retry 1 after failing: Error: fails on the first attempt on purpose"
+            ),
+            "{:?}",
+            flaky.message
+        );
+        let skipped = find(&r, "skipped on purpose");
+        assert_eq!(skipped.message.as_deref(), Some("not ready yet"));
+        assert_eq!(
+            c.progress(),
+            Progress {
+                done: 7,
+                total: Some(7),
+                failed: 1,
+                current_file: None
+            }
+        );
+        assert_eq!(c.classify(Some(1), &r, ""), Verdict::Failed);
+    }
+
+    #[test]
+    fn the_json_report_agrees_with_the_events() {
+        let streamed = fed(EVENTS).report();
+        let mut both = fed(EVENTS);
+        assert!(both.absorb_json(JSON));
+        assert_eq!(both.report(), streamed);
+        // Without the events the project directory comes from the config file's location.
+        let mut alone = Collector::default();
+        assert!(alone.absorb_json(JSON));
+        assert_eq!(alone.report(), streamed);
+        assert_eq!(alone.progress().done, 7);
+    }
+
+    #[test]
+    fn a_torn_json_report_leaves_the_events_in_charge() {
+        let mut c = fed(EVENTS);
+        assert!(!c.absorb_json(&JSON[..JSON.len() / 2]));
+        assert_eq!(c.report().tests.len(), 7);
+    }
+
+    #[test]
+    fn an_interrupted_run_keeps_every_finished_test() {
+        let c = fed(INTERRUPTED);
+        let r = c.report();
+        let s = r.summary();
+        assert_eq!((s.total, s.passed, s.failed, s.skipped), (7, 4, 1, 2));
+        let hang = find(&r, "hangs until cancelled");
+        assert_eq!(
+            (hang.status, hang.raw_status.as_str()),
+            (TestStatus::Skipped, "interrupted")
+        );
+        assert!(hang.message.as_deref().unwrap().starts_with("interrupted"));
+    }
+
+    #[test]
+    fn streaming_progress_counts_only_final_attempts() {
+        let lines: Vec<&str> = EVENTS.lines().collect();
+        let retry_pending = lines
+            .iter()
+            .position(|l| l.contains("\"final\":false"))
+            .unwrap();
+        let mut c = Collector::default();
+        for l in &lines[..=retry_pending] {
+            c.feed_line(l);
+        }
+        c.feed_line(&lines[retry_pending + 1][..30]);
+        let p = c.progress();
+        assert_eq!(p.total, Some(7));
+        assert_eq!(p.done as usize, c.entries.len() - 1);
+    }
+
+    #[test]
+    fn several_projects_put_the_project_into_the_selector() {
+        let mut c = Collector::default();
+        c.feed_line(r#"{"event":"begin","version":"1.65.1","cwd":"/p","projects":["chromium","firefox"],"total":2}"#);
+        for project in ["chromium", "firefox"] {
+            c.feed_line(&format!(
+                r#"{{"event":"test_end","id":"a-{project}","title":"t","describes":[],"project":"{project}","file":"tests/a.spec.ts","line":3,"expected_status":"passed","outcome":"unexpected","annotations":[],"final":true,"result":{{"retry":0,"status":"timedOut","duration":5,"start_ms":1,"errors":[{{"message":"Test timeout of 5ms exceeded.","stack":null,"snippet":null,"location":null}}],"attachments":[],"stdout":null,"stderr":null}}}}"#
+            ));
+        }
+        let r = c.report();
+        assert_eq!(r.tests[1].selector, "tests/a.spec.ts:3 --project=firefox");
+        assert_eq!(r.tests[1].suite, ["firefox", "tests/a.spec.ts"]);
+        assert_eq!(r.tests[1].raw_status, "timedOut");
+        assert_eq!(
+            r.tests[1].message.as_deref(),
+            Some("Test timeout of 5ms exceeded.")
+        );
+    }
+
+    #[test]
+    fn broken_runs_say_why() {
+        let empty = TestReport::new("playwright");
+        let c = Collector::default();
+        assert_eq!(
+            c.classify(
+                Some(1),
+                &empty,
+                "Error: Cannot find module '@playwright/test'\nRequire stack:\n"
+            ),
+            Verdict::Broken(
+                "playwright did not start (exit status 1): Error: Cannot find module '@playwright/test'".into()
+            )
+        );
+        let mut c = Collector::default();
+        c.feed_line(
+            r#"{"event":"begin","version":"1.65.1","cwd":"/p","projects":["chromium"],"total":0}"#,
+        );
+        c.feed_line(r#"{"event":"error","error":{"message":"Error: No tests found","stack":null,"location":null}}"#);
+        assert!(matches!(
+            c.classify(Some(1), &empty, ""),
+            Verdict::Broken(m) if m.starts_with("no tests matched the selection")
+        ));
+        let mut c = Collector::default();
+        c.feed_line(
+            r#"{"event":"begin","version":"1.65.1","cwd":"/p","projects":["chromium"],"total":3}"#,
+        );
+        c.feed_line(r#"{"event":"error","error":{"message":"Error: http://127.0.0.1:39517/ is already used, make sure that nothing is running on the port/url or set reuseExistingServer:true in config.webServer.","location":null}}"#);
+        assert!(matches!(
+            c.classify(Some(1), &empty, ""),
+            Verdict::Broken(m) if m.contains("is already used")
+        ));
+        assert_eq!(
+            c.classify(None, &empty, ""),
+            Verdict::Broken("playwright was killed by a signal".into())
+        );
+    }
+
+    #[test]
+    fn a_test_file_that_fails_to_load_is_a_file_error() {
+        let mut c = Collector::default();
+        c.feed_line(r#"{"event":"error","error":{"message":"SyntaxError: Unexpected token (3:1)","stack":"SyntaxError: Unexpected token (3:1)\n    at tests/broken.spec.ts:3","location":{"file":"tests/broken.spec.ts","line":3,"column":1}}}"#);
+        let r = c.report();
+        assert_eq!(r.file_errors.len(), 1);
+        assert_eq!(r.file_errors[0].file, "tests/broken.spec.ts");
+        assert_eq!(
+            r.file_errors[0].message,
+            "SyntaxError: Unexpected token (3:1)"
+        );
+        assert_eq!(c.classify(Some(1), &r, ""), Verdict::Failed);
     }
 }
