@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Provisions the toolchains the fixture projects need, inside target/ (never system-wide
-# except for missing OS packages): a Python virtualenv with the pinned pytest.
-# Safe to re-run; does nothing when everything is already in place.
+# Provisions the toolchains the fixture projects need, inside target/ and the fixtures'
+# own node_modules (never system-wide except for missing OS packages): a Python
+# virtualenv with the pinned pytest, the Playwright fixture's locked npm packages, and a
+# system Chromium for Playwright (its own browser download needs a CDN that CI cannot
+# reach). Safe to re-run; does nothing when everything is already in place. Exports
+# nothing: the tests find Chromium at /usr/bin/chromium or through $PW_CHROMIUM_PATH.
+# Anything missing that cannot be installed fails this script, so tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +33,32 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 "$venv/bin/python" -c "import pytest; print('provision: pytest', pytest.__version__, 'ready in $venv')" >&2
+
+# Playwright fixture: the locked @playwright/test, installed with npm ci when the lockfile
+# changed since the last install.
+pw_fixture=fixtures/playwright/basic
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "provision: node and npm are needed for the Playwright fixture; install Node.js 18 or newer" >&2
+  exit 2
+fi
+pw_stamp=$pw_fixture/node_modules/.testrelay-lock.sha256
+pw_want=$(sha256sum "$pw_fixture/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$pw_fixture/node_modules/@playwright/test/cli.js" ] || [ "$(cat "$pw_stamp" 2>/dev/null)" != "$pw_want" ]; then
+  echo "provision: npm ci in $pw_fixture" >&2
+  (cd "$pw_fixture" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  echo "$pw_want" > "$pw_stamp"
+fi
+
+# Chromium for the Playwright fixture, from the OS (Debian's `chromium` package).
+chromium=${PW_CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+  if [ -z "${PW_CHROMIUM_PATH:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "provision: installing Debian's chromium" >&2
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  else
+    echo "provision: no Chromium at $chromium; install it (Debian/Ubuntu: sudo apt-get install -y chromium) or set PW_CHROMIUM_PATH to a Chromium binary" >&2
+    exit 2
+  fi
+fi
+echo "provision: playwright $(node -p "require('./$pw_fixture/node_modules/@playwright/test/package.json').version") with $chromium ready" >&2

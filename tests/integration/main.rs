@@ -3,6 +3,7 @@
 
 mod cli;
 mod jobs;
+mod playwright;
 mod protocol;
 mod supervisor;
 mod support;
