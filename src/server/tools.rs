@@ -19,7 +19,7 @@ use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
 use crate::runners::{self, Framework, RunRequest};
 use crate::workspace::{self, ExcludeKind, PackOptions, RootSources};
 
-const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest) on the developer's machine as background jobs. \
+const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest, Playwright) on the developer's machine as background jobs. \
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
 wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
 run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
