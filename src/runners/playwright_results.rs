@@ -234,14 +234,15 @@ impl Collector {
         let root = c.root_dir.clone().unwrap_or_else(|| base.clone());
         let paths = Paths { base, root };
         let mut entries = Vec::new();
+        let mut selected = 0;
         for suite in &json.suites {
-            collect_suite(suite, &[], &paths, &mut entries);
+            selected += collect_suite(suite, &[], &paths, &mut entries);
         }
         self.version = c.version.clone().or(self.version.take());
         if !c.projects.is_empty() {
             self.projects = c.projects.iter().map(|p| p.name.clone()).collect();
         }
-        self.total = Some(entries.len() as u64);
+        self.total = Some(selected);
         self.entries = entries;
         self.index.clear();
         self.errors = json.errors.into_iter().map(|e| paths.error(e)).collect();
@@ -354,7 +355,6 @@ fn case_status(e: &Entry) -> (TestStatus, &'static str) {
         }
         ("expected", _) => (TestStatus::Passed, "passed"),
         (_, Some("interrupted")) => (TestStatus::Skipped, "interrupted"),
-        ("skipped", None) => (TestStatus::Skipped, "not_run"),
         ("skipped", _) => (TestStatus::Skipped, "skipped"),
         (_, Some("timedOut")) => (TestStatus::Failed, "timedOut"),
         (_, Some("passed")) => (TestStatus::Failed, "passed_unexpectedly"),
@@ -430,7 +430,6 @@ fn to_case(e: &Entry, multi_project: bool) -> TestCase {
             "interrupted" => {
                 Some("interrupted: the run was stopped while this test was running".into())
             }
-            "not_run" => Some("did not run: the run stopped before this test started".into()),
             "skipped" => e
                 .annotations
                 .iter()
@@ -602,10 +601,23 @@ fn join_output(chunks: &[JsonOutput]) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn collect_suite(suite: &JsonSuite, describes: &[String], paths: &Paths, out: &mut Vec<Entry>) {
+/// Add the tests of `suite` that ran to `out`; returns how many tests it selected. Tests
+/// that never started (the run was stopped first) have no attempt and are left out: they
+/// are not results, and the streamed events never list them either.
+fn collect_suite(
+    suite: &JsonSuite,
+    describes: &[String],
+    paths: &Paths,
+    out: &mut Vec<Entry>,
+) -> u64 {
+    let mut selected = 0;
     for spec in &suite.specs {
         let file = paths.relative(&Path::new(&paths.root).join(&spec.file));
         for t in &spec.tests {
+            selected += 1;
+            if t.results.is_empty() {
+                continue;
+            }
             let attempts = t
                 .results
                 .iter()
@@ -665,8 +677,9 @@ fn collect_suite(suite: &JsonSuite, describes: &[String], paths: &Paths, out: &m
         if !child.title.is_empty() {
             inner.push(child.title.clone());
         }
-        collect_suite(child, &inner, paths, out);
+        selected += collect_suite(child, &inner, paths, out);
     }
+    selected
 }
 
 #[cfg(test)]
@@ -782,6 +795,24 @@ mod tests {
         assert!(alone.absorb_json(JSON));
         assert_eq!(alone.report(), streamed);
         assert_eq!(alone.progress().done, 7);
+    }
+
+    #[test]
+    fn tests_that_never_started_count_as_selected_but_are_not_results() {
+        let json = r#"{"config":{"configFile":"/p/playwright.config.ts","rootDir":"/p/tests","version":"1.65.1","projects":[{"name":"chromium"}]},
+            "suites":[{"title":"a.spec.ts","file":"a.spec.ts","specs":[
+                {"title":"ran","file":"a.spec.ts","line":3,"tests":[{"projectName":"chromium","expectedStatus":"passed","status":"expected","results":[{"retry":0,"status":"passed","duration":5,"startTime":"2026-11-21T06:54:13.414Z","errors":[],"attachments":[],"stdout":[{"text":"hi\n"}],"stderr":[{"buffer":"aGk="}]}]}]},
+                {"title":"never started","file":"a.spec.ts","line":9,"tests":[{"projectName":"chromium","expectedStatus":"passed","status":"skipped","results":[]}]}
+            ]}],"errors":[]}"#;
+        let mut c = Collector::default();
+        assert!(c.absorb_json(json));
+        let r = c.report();
+        assert_eq!(r.tests.len(), 1);
+        assert_eq!(r.tests[0].selector, "tests/a.spec.ts:3");
+        assert_eq!(r.tests[0].stdout.as_deref(), Some("hi\n"));
+        assert_eq!(r.tests[0].stderr.as_deref(), Some("hi"));
+        assert_eq!(r.start_ms, Some(1_795_244_053_414));
+        assert_eq!((c.progress().done, c.progress().total), (1, Some(2)));
     }
 
     #[test]
