@@ -252,6 +252,11 @@ async fn cancel_keeps_finished_tests_leaves_no_process_and_frees_the_port() {
         job_dir.join("playwright-report.json").exists(),
         "Playwright writes its JSON report when stopped with SIGINT"
     );
+    // SIGINT was enough: Playwright stopped by itself within the grace period.
+    let supervisor: Value =
+        serde_json::from_slice(&std::fs::read(job_dir.join("supervisor.json")).unwrap()).unwrap();
+    eprintln!("supervisor after cancel: {supervisor}");
+    assert_eq!(supervisor["escalated_to"], "SIGINT", "{supervisor}");
 
     // Same port, right away: the web server of the cancelled run is gone.
     let next = server.ok("run_tests", run_args(&token, json!({}))).await;
