@@ -16,7 +16,7 @@
 #
 # Usage: scripts/bench-proxy.sh
 # Env:   TESTRELAY_BIN=/path/to/testrelay   use this binary instead of target/release/testrelay
-#        BENCH_ROUNDS (default 10), BENCH_CALLS (calls per kind per round, default 30),
+#        BENCH_ROUNDS (default 20), BENCH_CALLS (calls per kind per round, default 30),
 #        BENCH_WARMUP (calls per kind before measuring, default 30),
 #        BENCH_PAYLOAD (bytes of echo text, default 64),
 #        BENCH_TIME_LIMIT (seconds for the whole driver, default 600)
@@ -112,14 +112,20 @@ def echo(text: str) -> str:
 
 
 app = server.streamable_http_app()
-stats = {"accepted": 0, "refused": 0, "refused_no_header": 0}
+stats = {"accepted": 0, "refused": 0, "refused_no_header": 0, "connections": 0,
+         "by_agent": {}}
+seen_clients, seen_by_agent = set(), {}
 
 
 async def guarded(scope, receive, send):
     if scope["type"] != "http":
         return await app(scope, receive, send)
+    client = tuple(scope.get("client") or ())
+    if client not in seen_clients:
+        seen_clients.add(client)
+        stats["connections"] += 1
     if scope["path"] == "/stats":
-        body = json.dumps(stats).encode()
+        body = json.dumps(stats, default=str).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
@@ -135,6 +141,13 @@ async def guarded(scope, receive, send):
         await send({"type": "http.response.body", "body": b'{"error":"invalid_token"}'})
         return
     stats["accepted"] += 1
+    agent = dict(scope["headers"]).get(b"user-agent", b"(none)").decode(errors="replace")[:40]
+    per = stats["by_agent"].setdefault(agent, {"requests": 0, "connections": 0, "methods": {}})
+    per["requests"] += 1
+    per["methods"][scope["method"]] = per["methods"].get(scope["method"], 0) + 1
+    if client not in seen_by_agent.setdefault(agent, set()):
+        seen_by_agent[agent].add(client)
+        per["connections"] += 1
     await app(scope, receive, send)
 
 
@@ -150,7 +163,7 @@ from time import monotonic, perf_counter
 
 BIN, TMP, COMMIT = sys.argv[1:4]
 PY = sys.executable
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 CALLS = int(os.environ.get("BENCH_CALLS", "30"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "30"))
 PAYLOAD = int(os.environ.get("BENCH_PAYLOAD", "64"))
@@ -206,6 +219,16 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """user+sys CPU seconds of a process (all threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def stats_of(xs):
@@ -271,8 +294,9 @@ class Direct:
         return answer, (t1 - t0) * 1e6, r
 
     def open(self):
+        # The version testrelay's upstream client asks for, so both paths speak the same.
         ans, _, r = self.rpc("initialize", {
-            "protocolVersion": "2025-06-18", "capabilities": {},
+            "protocolVersion": "2025-11-25", "capabilities": {},
             "clientInfo": {"name": "bench-direct", "version": "1"}})
         self.sid = r.getheader("mcp-session-id")
         if not self.sid:
@@ -423,8 +447,10 @@ def main():
     r, _ = login("wrong-" + KEY)
     stored = os.listdir(cred_dir) if os.path.isdir(cred_dir) else []
     ok = r.returncode == 1 and not stored
+    said = [l for l in r.stderr.decode(errors="replace").splitlines() if l.startswith("error:")]
     CHECKS.append(("wrong key refused, nothing stored", ok,
-                   f"exit {r.returncode}, files {stored}, says {r.stderr.decode().strip()[:160]!r}"))
+                   f"exit {r.returncode}, files {stored}, says {(said or ['?'])[0][:160]!r}"))
+    R["bad_login_stderr"] = r.stderr.decode(errors="replace").strip().splitlines()
     refused_by_bad_login = upstream_stats(port)["refused"]
 
     r, login_s = login(KEY)
@@ -461,6 +487,11 @@ def main():
                         f"stderr: {open(os.path.join(TMP, 'testrelay.stderr'), 'rb').read()[-800:]!r}")
         time.sleep(0.05)
     R["listed_ms"] = (monotonic() - t_init) * 1e3
+    r = subprocess.run([BIN, "status", "--server", url, "--credential-store", "file"],
+                       capture_output=True, env=env, cwd=TMP, timeout=60)
+    first = (r.stdout + r.stderr).decode(errors="replace").strip().splitlines()
+    CHECKS.append(("`testrelay status` exits 0 (connected)", r.returncode == 0,
+                   f"exit {r.returncode}: " + " | ".join(l.strip() for l in first[:3])[:240]))
     R["tools"] = tools
     local_tools = [t for t in tools if t != "echo"]
     CHECKS.append(("echo listed unprefixed next to 8 local tools",
@@ -505,6 +536,8 @@ def main():
 
     samples = {k: [] for k in kinds}
     per_round = {k: [] for k in kinds}
+    cpu = {k: 0.0 for k in kinds}  # testrelay's CPU during each kind's blocks
+    cpu_up = {k: 0.0 for k in kinds}  # the upstream server's
     orders = [("direct", "proxied", "local"), ("local", "proxied", "direct")]
     gc.disable()
     try:
@@ -512,7 +545,10 @@ def main():
             if left() < 0:
                 raise Abort(f"time limit reached after {rnd} rounds")
             for name in orders[rnd % 2]:
+                c0, u0 = cpu_s(tr.p.pid), cpu_s(up.pid)
                 xs = [kinds[name]() for _ in range(CALLS)]
+                cpu[name] += cpu_s(tr.p.pid) - c0
+                cpu_up[name] += cpu_s(up.pid) - u0
                 samples[name].extend(xs)
                 per_round[name].append(statistics.median(xs))
             say(f"round {rnd + 1}/{ROUNDS}: median direct {per_round['direct'][-1]:.0f} µs, "
@@ -522,6 +558,7 @@ def main():
 
     direct.close()
     ups = upstream_stats(port)
+    R["upstream"] = ups
     CHECKS.append(("Bearer key on every upstream request from testrelay",
                    ups["refused"] == refused_by_bad_login,
                    f"upstream accepted {ups['accepted']}, refused {ups['refused']} "
@@ -548,7 +585,23 @@ def main():
     print(f"per-round medians direct  : {' '.join(f'{x:.0f}' for x in per_round['direct'])}")
     print(f"per-round medians proxied : {' '.join(f'{x:.0f}' for x in per_round['proxied'])}")
     print(f"per-round added (p - d)   : {' '.join(f'{x:.0f}' for x in round_diffs)}")
+    n = ROUNDS * CALLS
+    print(f"CPU per call (user+sys, {TICK} Hz ticks): testrelay {cpu['proxied'] / n * 1e6:.0f} µs "
+          f"proxied, {cpu['local'] / n * 1e6:.0f} µs local, {cpu['direct'] / n * 1e6:.0f} µs while "
+          f"idle (direct); upstream {cpu_up['direct'] / n * 1e6:.0f} µs direct, "
+          f"{cpu_up['proxied'] / n * 1e6:.0f} µs proxied")
+    if len(R["bad_login_stderr"]) > 1:
+        print(f"wrong-key login stderr has {len(R['bad_login_stderr'])} lines: "
+              + " | ".join(l[:160] for l in R["bad_login_stderr"]))
+    print(f"upstream saw {R['upstream']['connections']} TCP connections in all; by User-Agent: "
+          + "; ".join(f"{a!r}: {v['requests']} requests on {v['connections']} connections "
+                      f"{v['methods']}" for a, v in R["upstream"]["by_agent"].items()))
     print(f"notifications seen on testrelay stdout: {R['notifications'] or 'none'}")
+    err_lines = open(os.path.join(TMP, "testrelay.stderr"), "rb").read().decode(
+        errors="replace").splitlines()
+    noisy = [l for l in err_lines if " WARN " in l or " ERROR " in l or "panicked" in l]
+    print(f"testrelay stderr: {len(err_lines)} lines, {len(noisy)} WARN/ERROR/panic"
+          + (f"; first: {noisy[0][:200]}" if noisy else ""))
     for name, ok, detail in CHECKS:
         print(f"check {'ok  ' if ok else 'FAIL'} {name}: {detail}")
 
@@ -564,6 +617,8 @@ def main():
           f"median of per-round differences {statistics.median(round_diffs):+.0f} µs "
           f"[target <= 0.5 ms added: {verdict}]")
     print(f"  local tool list_test_executions on the same stdio session (info): {fmt(S['local'])}")
+    print(f"  testrelay CPU per call (info): {cpu['proxied'] / n * 1e6:.0f} µs proxied, "
+          f"{cpu['local'] / n * 1e6:.0f} µs local")
     print(f"  bridge: echo listed {R['listed_ms']:.0f} ms after notifications/initialized "
           f"({len(R['tools'])} tools); login (verify + store) {R['login_s'] * 1e3:.0f} ms")
     failed = [c[0] for c in CHECKS if not c[1]]

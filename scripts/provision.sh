@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Provisions the toolchains the fixture projects need, inside target/ and the fixture
-# folders (never system-wide except for missing OS packages): a Python virtualenv with the
-# pinned pytest, and the Jest fixture's node_modules from its committed lockfile.
-# Safe to re-run; does nothing when everything is already in place.
-# Under CI=true a missing toolchain is an error, never a skip.
+# Provisions the toolchains the fixture projects need, inside target/ and the fixtures'
+# own node_modules (never system-wide except for missing OS packages): a Python
+# virtualenv with the pinned pytest, the Jest and Playwright fixtures' locked npm packages,
+# and a system Chromium for Playwright (its own browser download needs a CDN that CI cannot
+# reach). Safe to re-run; does nothing when everything is already in place. Exports
+# nothing: the tests find Chromium at /usr/bin/chromium or through $PW_CHROMIUM_PATH.
+# Anything missing that cannot be installed fails this script, so tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,21 +34,44 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
 fi
 "$venv/bin/python" -c "import pytest; print('provision: pytest', pytest.__version__, 'ready in $venv')" >&2
 
-# Jest fixture: install from the committed package-lock.json. npm records each install in
-# node_modules/.package-lock.json, so an install newer than the lockfile is current.
+# The fixtures' npm packages, installed from their committed lockfiles when missing or
+# when the lockfile changed since the last install (a stamp records its hash).
 # `npm install --no-save` rather than `npm ci`: npm 11.19's `npm ci` rejects lockfiles that
 # npm itself wrote when optional platform packages are involved ("Missing: ... from lock
 # file"); `--no-save` installs the locked versions and leaves the lockfile untouched.
-jest_fixture=fixtures/jest/basic
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "provision: $tool not found; the Jest tests need Node.js >= 18 with npm (e.g. apt-get install nodejs npm, or nodejs.org)" >&2
+    echo "provision: $tool not found; the Jest and Playwright tests need Node.js >= 18 with npm (e.g. apt-get install nodejs npm, or nodejs.org)" >&2
     exit 2
   fi
 done
-installed=$jest_fixture/node_modules/.package-lock.json
-if [ ! -f "$installed" ] || [ "$jest_fixture/package-lock.json" -nt "$installed" ]; then
-  echo "provision: npm install (locked versions) in $jest_fixture" >&2
-  (cd "$jest_fixture" && npm install --no-save --no-audit --no-fund --loglevel=error)
-fi
+install_locked() {
+  local dir=$1 marker=$2
+  local stamp=$dir/node_modules/.testrelay-lock.sha256
+  local want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ ! -e "$dir/node_modules/$marker" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "provision: npm install (locked versions) in $dir" >&2
+    (cd "$dir" && npm install --no-save --no-audit --no-fund --loglevel=error >&2)
+    echo "$want" > "$stamp"
+  fi
+}
+jest_fixture=fixtures/jest/basic
+install_locked "$jest_fixture" jest/package.json
 echo "provision: jest $(node -p "require('./$jest_fixture/node_modules/jest/package.json').version") ready in $jest_fixture (node $(node --version))" >&2
+pw_fixture=fixtures/playwright/basic
+install_locked "$pw_fixture" @playwright/test/cli.js
+
+# Chromium for the Playwright fixture, from the OS (Debian's `chromium` package).
+chromium=${PW_CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+  if [ -z "${PW_CHROMIUM_PATH:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "provision: installing Debian's chromium" >&2
+    apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  else
+    echo "provision: no Chromium at $chromium; install it (Debian/Ubuntu: sudo apt-get install -y chromium) or set PW_CHROMIUM_PATH to a Chromium binary" >&2
+    exit 2
+  fi
+fi
+echo "provision: playwright $(node -p "require('./$pw_fixture/node_modules/@playwright/test/package.json').version") with $chromium ready" >&2

@@ -102,6 +102,9 @@ impl Printer {
                 if let Some(m) = &t.message {
                     out.push_str(&format!("  {}\n", indent(first_lines(m, 6))));
                 }
+                for a in &t.attachments {
+                    out.push_str(&format!("  {}: {}\n", a.name, a.path));
+                }
             }
         }
         let r = &view.record;

@@ -208,12 +208,20 @@ impl Credentials {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CloudError::Credentials(format!("failed to read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(CloudError::Credentials(format!(
+                    "failed to read {}: {e}",
+                    path.display()
+                )));
+            }
         };
         check_private(&path)?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|_| CloudError::Credentials(format!("{} is not a testrelay credential file", path.display())))
+        serde_json::from_str(&text).map(Some).map_err(|_| {
+            CloudError::Credentials(format!(
+                "{} is not a testrelay credential file",
+                path.display()
+            ))
+        })
     }
 
     /// The stored API key for `url`, if any.
@@ -236,18 +244,21 @@ impl Credentials {
     pub fn get_kind(&self, url: &Url, kind: Kind) -> Result<Option<Secret>, CloudError> {
         match &self.backend {
             Backend::Keychain(store) => {
-                let entry = store.build(&service(url), kind.user(), None).map_err(keyring_err)?;
+                let entry = store
+                    .build(&service(url), kind.user(), None)
+                    .map_err(keyring_err)?;
                 match entry.get_password() {
                     Ok(v) => Ok(Some(Secret(v))),
                     Err(keyring_core::Error::NoEntry) => Ok(None),
                     Err(e) => Err(keyring_err(e)),
                 }
             }
-            Backend::File(dir) => Ok(Self::read_file(dir, url)?.and_then(|e| match kind {
-                Kind::ApiKey => e.api_key,
-                Kind::OAuth => e.oauth,
-            })
-            .map(Secret)),
+            Backend::File(dir) => Ok(Self::read_file(dir, url)?
+                .and_then(|e| match kind {
+                    Kind::ApiKey => e.api_key,
+                    Kind::OAuth => e.oauth,
+                })
+                .map(Secret)),
         }
     }
 
@@ -258,13 +269,20 @@ impl Credentials {
                 .and_then(|e| e.set_password(secret.expose()))
                 .map_err(keyring_err),
             Backend::File(dir) => {
-                let mut entry =
-                    Self::read_file(dir, url)?.unwrap_or(FileEntry { url: url.to_string(), api_key: None, oauth: None });
+                let mut entry = Self::read_file(dir, url)?.unwrap_or(FileEntry {
+                    url: url.to_string(),
+                    api_key: None,
+                    oauth: None,
+                });
                 match kind {
                     Kind::ApiKey => entry.api_key = Some(secret.expose().to_string()),
                     Kind::OAuth => entry.oauth = Some(secret.expose().to_string()),
                 }
-                write_private(dir, &Self::file_path(dir, url), &serde_json::to_vec(&entry).expect("serializes"))
+                write_private(
+                    dir,
+                    &Self::file_path(dir, url),
+                    &serde_json::to_vec(&entry).expect("serializes"),
+                )
             }
         }
     }
@@ -272,7 +290,9 @@ impl Credentials {
     pub fn delete_kind(&self, url: &Url, kind: Kind) -> Result<bool, CloudError> {
         match &self.backend {
             Backend::Keychain(store) => {
-                let entry = store.build(&service(url), kind.user(), None).map_err(keyring_err)?;
+                let entry = store
+                    .build(&service(url), kind.user(), None)
+                    .map_err(keyring_err)?;
                 match entry.delete_credential() {
                     Ok(()) => Ok(true),
                     Err(keyring_core::Error::NoEntry) => Ok(false),
@@ -280,15 +300,18 @@ impl Credentials {
                 }
             }
             Backend::File(dir) => {
-                let Some(mut entry) = Self::read_file(dir, url)? else { return Ok(false) };
+                let Some(mut entry) = Self::read_file(dir, url)? else {
+                    return Ok(false);
+                };
                 let had = match kind {
                     Kind::ApiKey => entry.api_key.take().is_some(),
                     Kind::OAuth => entry.oauth.take().is_some(),
                 };
                 let path = Self::file_path(dir, url);
                 if entry.api_key.is_none() && entry.oauth.is_none() {
-                    std::fs::remove_file(&path)
-                        .map_err(|e| CloudError::Credentials(format!("failed to delete {}: {e}", path.display())))?;
+                    std::fs::remove_file(&path).map_err(|e| {
+                        CloudError::Credentials(format!("failed to delete {}: {e}", path.display()))
+                    })?;
                 } else if had {
                     write_private(dir, &path, &serde_json::to_vec(&entry).expect("serializes"))?;
                 }

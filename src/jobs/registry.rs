@@ -725,6 +725,10 @@ async fn run_job(
         let _ = tokio::time::timeout(bound, task).await;
     }
     job.poll_events();
+    job.collector
+        .lock()
+        .expect("collector lock")
+        .finish(&job.dir);
 
     let report = job.collector.lock().expect("collector lock").report();
     let sup = supervisor::read_report(&report_path);

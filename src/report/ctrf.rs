@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{FileError, TestCase, TestReport, TestStatus, ToolInfo};
+use super::model::{Attachment, FileError, TestCase, TestReport, TestStatus, ToolInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtrfError {
@@ -80,7 +80,22 @@ struct Test {
     stdout: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stderr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    flaky: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<CtrfAttachment>,
     extra: TestExtra,
+}
+
+/// CTRF's attachment object: `{name, contentType, path}`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CtrfAttachment {
+    name: String,
+    content_type: String,
+    path: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,6 +154,17 @@ pub fn to_ctrf_json(report: &TestReport, stop_ms: u64) -> String {
                     suite: t.suite.clone(),
                     stdout: t.stdout.iter().cloned().collect(),
                     stderr: t.stderr.iter().cloned().collect(),
+                    retries: (t.retries > 0).then_some(t.retries),
+                    flaky: t.flaky.then_some(true),
+                    attachments: t
+                        .attachments
+                        .iter()
+                        .map(|a| CtrfAttachment {
+                            name: a.name.clone(),
+                            content_type: a.content_type.clone(),
+                            path: a.path.clone(),
+                        })
+                        .collect(),
                     extra: TestExtra {
                         selector: t.selector.clone(),
                         failed_at: t.failed_at.clone(),
@@ -185,6 +211,17 @@ pub fn from_ctrf_json(text: &str) -> Result<TestReport, CtrfError> {
                 stderr: t.stderr.into_iter().next(),
                 selector: t.extra.selector,
                 failed_at: t.extra.failed_at,
+                attachments: t
+                    .attachments
+                    .into_iter()
+                    .map(|a| Attachment {
+                        name: a.name,
+                        content_type: a.content_type,
+                        path: a.path,
+                    })
+                    .collect(),
+                retries: t.retries.unwrap_or(0),
+                flaky: t.flaky.unwrap_or(false),
             })
             .collect(),
         file_errors: doc.results.extra.file_errors,
@@ -220,6 +257,9 @@ mod tests {
                 stderr: None,
                 selector: format!("tests/test_a.py::{name}"),
                 failed_at: None,
+                attachments: Vec::new(),
+                retries: 0,
+                flaky: false,
             });
         }
         r.file_errors.push(FileError {
@@ -255,6 +295,30 @@ mod tests {
             v["results"]["extra"]["fileErrors"][0]["file"],
             "tests/test_broken.py"
         );
+    }
+
+    #[test]
+    fn attachments_retries_and_flaky_travel_as_ctrf_fields() {
+        let mut r = sample();
+        r.tests[1].attachments.push(Attachment {
+            name: "screenshot".into(),
+            content_type: "image/png".into(),
+            path: "/state/jobs/x/artifacts/t/test-failed-1.png".into(),
+        });
+        r.tests[0].retries = 1;
+        r.tests[0].flaky = true;
+        let text = to_ctrf_json(&r, 5_000);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let bad = &v["results"]["tests"][1];
+        assert_eq!(bad["attachments"][0]["contentType"], "image/png");
+        assert_eq!(
+            bad["attachments"][0]["path"],
+            "/state/jobs/x/artifacts/t/test-failed-1.png"
+        );
+        assert_eq!(v["results"]["tests"][0]["flaky"], true);
+        assert_eq!(v["results"]["tests"][0]["retries"], 1);
+        assert!(bad.get("flaky").is_none() && bad.get("retries").is_none());
+        assert_eq!(from_ctrf_json(&text).unwrap(), r);
     }
 
     #[test]

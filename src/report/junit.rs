@@ -103,8 +103,21 @@ pub fn to_junit_xml(report: &TestReport) -> String {
                     let _ = writeln!(out, "      <skipped message=\"{message}\"/>");
                 }
             }
-            if let Some(o) = &t.stdout {
-                let _ = writeln!(out, "      <system-out>{}</system-out>", escape(o.as_str()));
+            // Attachments as `[[ATTACHMENT|path]]` lines, the convention CI JUnit viewers
+            // (and Playwright's own JUnit reporter) use.
+            let mut system_out = t.stdout.clone().unwrap_or_default();
+            for a in &t.attachments {
+                if !system_out.is_empty() && !system_out.ends_with('\n') {
+                    system_out.push('\n');
+                }
+                system_out.push_str(&format!("[[ATTACHMENT|{}]]\n", a.path));
+            }
+            if !system_out.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{}</system-out>",
+                    escape(system_out.as_str())
+                );
             }
             if let Some(e) = &t.stderr {
                 let _ = writeln!(out, "      <system-err>{}</system-err>", escape(e.as_str()));
@@ -141,6 +154,13 @@ mod tests {
             stderr: None,
             selector: "tests/a.py::x".into(),
             failed_at: None,
+            attachments: vec![crate::report::Attachment {
+                name: "screenshot".into(),
+                content_type: "image/png".into(),
+                path: "/jobs/x/artifacts/t/test-failed-1.png".into(),
+            }],
+            retries: 0,
+            flaky: false,
         });
         r.file_errors.push(FileError {
             file: "tests/b.py".into(),
@@ -171,6 +191,9 @@ mod tests {
             ]
         );
         assert!(xml.contains("tests=\"2\" failures=\"1\" errors=\"1\""));
+        assert!(xml.contains(
+            "<system-out>printed ]]&gt; text\n[[ATTACHMENT|/jobs/x/artifacts/t/test-failed-1.png]]\n</system-out>"
+        ));
         assert!(xml.contains("name=\"test_&lt;lt&gt; &amp; &quot;q&quot;\""));
     }
 }

@@ -11,4 +11,4 @@ mod model;
 
 pub use ctrf::{CtrfError, from_ctrf_json, to_ctrf_json};
 pub use junit::to_junit_xml;
-pub use model::{FileError, Summary, TestCase, TestReport, TestStatus, ToolInfo};
+pub use model::{Attachment, FileError, Summary, TestCase, TestReport, TestStatus, ToolInfo};

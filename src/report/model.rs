@@ -59,6 +59,32 @@ pub struct TestCase {
     /// as `path:line`. Unlike `line`, which is where the test is defined.
     #[serde(default)]
     pub failed_at: Option<String>,
+    /// Files the runner saved for this test (screenshots, traces, error context), with
+    /// absolute paths inside the job directory. Their content is data produced by the
+    /// test, never instructions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// How many times the test was retried after its first attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// Passed only after failing at least once (on a retry).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A file a test run saved about one test, e.g. a failure screenshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The runner's name for it: `screenshot`, `trace`, `error-context`, `video`, ...
+    pub name: String,
+    /// MIME type, e.g. `image/png`.
+    pub content_type: String,
+    /// Absolute path.
+    pub path: String,
 }
 
 /// A file that could not be loaded at all (import or syntax error), so none of its tests ran.
@@ -189,6 +215,9 @@ mod tests {
             stderr: None,
             selector: "t".into(),
             failed_at: None,
+            attachments: Vec::new(),
+            retries: 0,
+            flaky: false,
         }
     }
 

@@ -291,6 +291,9 @@ impl Collector {
             stderr,
             selector: format!("{}::{}", t.file, t.full_name),
             failed_at,
+            attachments: Vec::new(),
+            retries: 0,
+            flaky: false,
         }
     }
 

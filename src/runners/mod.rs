@@ -15,6 +15,7 @@ pub mod node;
 mod node_project;
 mod plan;
 mod playwright;
+mod playwright_results;
 mod pytest;
 mod python;
 
@@ -192,6 +193,15 @@ impl Collector {
             Collector::Pytest(c) => c.feed_line(line),
             Collector::Jest(c) => c.feed_line(line),
             Collector::Playwright(c) => c.feed_line(line),
+        }
+    }
+
+    /// Read the runner's end-of-run files from the job directory, after the last event
+    /// line. Runners whose events are the whole story have nothing to read.
+    pub fn finish(&mut self, job_dir: &Path) {
+        match self {
+            Collector::Pytest(_) | Collector::Jest(_) => {}
+            Collector::Playwright(c) => c.finish(job_dir),
         }
     }
 

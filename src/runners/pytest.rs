@@ -451,6 +451,9 @@ impl Collector {
                     stderr: t.stderr,
                     selector: t.selector.unwrap_or_else(|| t.nodeid.clone()),
                     failed_at: t.failed_at,
+                    attachments: Vec::new(),
+                    retries: 0,
+                    flaky: false,
                 };
                 // A rerun plugin may report a node id twice; the last report wins.
                 match self.index.get(&t.nodeid) {

@@ -7,6 +7,7 @@
 
 mod paths;
 mod render;
+mod screenshots;
 mod tools;
 mod wire;
 

@@ -5,7 +5,7 @@
 use crate::jobs::{JobStatus, JobView, format_ms, now_ms};
 use crate::report::{TestReport, TestStatus};
 
-use super::wire::{FailureItem, LogTail, ProgressOut, StatusResult};
+use super::wire::{AttachmentOut, FailureItem, LogTail, ProgressOut, StatusResult};
 
 pub const MESSAGE_CHARS: usize = 240;
 pub const TRACE_CHARS: usize = 400;
@@ -64,6 +64,7 @@ pub fn failures(report: &TestReport, include_output: bool) -> Vec<FailureItem> {
         duration_ms: None,
         stdout: None,
         stderr: None,
+        attachments: Vec::new(),
     });
     let tests = report
         .tests
@@ -94,6 +95,15 @@ pub fn failures(report: &TestReport, include_output: bool) -> Vec<FailureItem> {
                 .as_deref()
                 .filter(|_| include_output)
                 .map(|s| tail(s, OUTPUT_CHARS)),
+            attachments: t
+                .attachments
+                .iter()
+                .map(|a| AttachmentOut {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    path: a.path.clone(),
+                })
+                .collect(),
         });
     files.chain(tests).collect()
 }
@@ -104,14 +114,33 @@ fn next_step(view: &JobView, failures_total: usize) -> String {
         JobStatus::Queued => format!("waiting for a free slot; call get_test_execution_status with job_id={id} and wait_seconds=30"),
         JobStatus::Running => format!("still running; call get_test_execution_status with job_id={id} and wait_seconds=30 (up to 60) to wait for the end"),
         JobStatus::Passed => "all selected tests passed".into(),
-        JobStatus::Failed => format!(
-            "{failures_total} failures: fix them, then rerun only those tests by passing their `selector` values as run_tests `tests`"
-        ),
+        JobStatus::Failed => {
+            let mut step = format!(
+                "{failures_total} failures: fix them, then rerun only those tests by passing their `selector` values as run_tests `tests`"
+            );
+            if has_screenshots(view) {
+                step.push_str(&format!(
+                    ". Failure screenshots are listed in `attachments`; call get_test_execution_status with job_id={id} and include_screenshots=true to see them"
+                ));
+            }
+            step
+        }
         JobStatus::Error => "the run itself broke (see reason and log_tail); check_test_environment tells what is missing, get_test_execution_output shows the full log".into(),
         JobStatus::TimedOut => "the run hit its timeout; results of finished tests are kept. Rerun with a larger timeout_seconds or a narrower selection".into(),
         JobStatus::Cancelled => "cancelled; results of finished tests are kept".into(),
         JobStatus::Interrupted => "testrelay stopped during this run; start it again with run_tests".into(),
     }
+}
+
+fn has_screenshots(view: &JobView) -> bool {
+    view.report.as_deref().is_some_and(|r| {
+        r.tests.iter().any(|t| {
+            t.status.is_problem()
+                && t.attachments
+                    .iter()
+                    .any(|a| a.content_type.starts_with("image/"))
+        })
+    })
 }
 
 /// Build the status answer for one job.
@@ -158,6 +187,7 @@ pub fn render_status(view: &JobView, opts: StatusOptions) -> StatusResult {
             stdout: tail(&view.stdout_tail, TAIL_CHARS),
             stderr: tail(&view.stderr_tail, TAIL_CHARS / 2),
         },
+        screenshots: Vec::new(),
         job_dir: view.dir.display().to_string(),
     }
 }
@@ -188,6 +218,9 @@ mod tests {
                 stderr: None,
                 selector: format!("tests/test_mod_{}.py::test_case_{i}[param-{i}]", i / 100),
                 failed_at: None,
+                attachments: Vec::new(),
+                retries: 0,
+                flaky: false,
             });
         }
         let record: JobRecord = serde_json::from_value(serde_json::json!({

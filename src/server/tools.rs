@@ -6,7 +6,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, RequestMetaObject, ServerCapabilities,
     ServerConfig,
 };
@@ -16,12 +16,13 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_
 use super::AppContext;
 use super::paths::resolve_project_dir;
 use super::render::{DEFAULT_FAILURES, StatusOptions, render_status};
+use super::screenshots;
 use super::wire::*;
 use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
 use crate::runners::{self, Framework, RunRequest};
 use crate::workspace::{self, ExcludeKind, PackOptions, RootSources};
 
-const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest or Jest) on the developer's machine as background jobs. \
+const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest, Jest, Playwright) on the developer's machine as background jobs. \
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
 wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
 run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
@@ -165,8 +166,12 @@ impl TestRelayServer {
         }))
     }
 
-    /// Get a test run's status: queued/running/passed/failed/error/timed_out/cancelled/interrupted, progress (tests done of total), summary counts, and failures first (files that failed to import, then failed tests, each with message, trimmed traceback, file, line and a `selector` to rerun it), plus the last lines of output. Pass wait_seconds (up to 60) to wait for the run to finish instead of polling quickly. Page through many failures with failures_offset.
-    #[tool(annotations(
+    /// Get a test run's status: queued/running/passed/failed/error/timed_out/cancelled/interrupted, progress (tests done of total), summary counts, and failures first (files that failed to import, then failed tests, each with message, trimmed traceback, file, line, a `selector` to rerun it and the paths of saved attachments such as screenshots), plus the last lines of output. Pass wait_seconds (up to 60) to wait for the run to finish instead of polling quickly. Page through many failures with failures_offset. For browser tests, include_screenshots=true adds the failure screenshots as images.
+    #[tool(
+        // The answer may carry image blocks besides the structured status, so the tool
+        // returns a CallToolResult; its schema is still StatusResult's.
+        output_schema = rmcp::handler::server::tool::schema_for_output::<StatusResult>(),
+        annotations(
         title = "Get test run status",
         read_only_hint = true,
         destructive_hint = false,
@@ -178,7 +183,7 @@ impl TestRelayServer {
         Parameters(p): Parameters<StatusParams>,
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
-    ) -> Result<Json<StatusResult>, String> {
+    ) -> Result<CallToolResult, String> {
         let registry = &self.ctx.registry;
         let wait = Duration::from_secs(p.wait_seconds.unwrap_or(0).min(60));
         let view = registry.view(&p.job_id).map_err(|e| e.to_string())?;
@@ -224,7 +229,16 @@ impl TestRelayServer {
             failures_limit: p.failures_limit.unwrap_or(DEFAULT_FAILURES),
             include_output: p.include_output.unwrap_or(false),
         };
-        Ok(Json(render_status(&view, opts)))
+        let mut status = render_status(&view, opts);
+        let mut images = Vec::new();
+        if p.include_screenshots.unwrap_or(false) {
+            (status.screenshots, images) = screenshots::collect(&view.dir, &status.failures);
+        }
+        let value = serde_json::to_value(&status)
+            .map_err(|e| format!("failed to serialize the status: {e}"))?;
+        let mut result = CallToolResult::structured(value);
+        result.content.extend(images);
+        Ok(result)
     }
 
     /// Stop a test run and every process it started (browsers, servers, child processes), waiting until it has stopped. The runner first gets a chance to stop cleanly, then is killed. Results of tests that finished before the stop are kept and returned, like get_test_execution_status.

@@ -5,6 +5,7 @@ mod cli;
 mod cloud;
 mod jest;
 mod jobs;
+mod playwright;
 mod protocol;
 mod supervisor;
 mod support;

@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use rmcp::model::CallToolRequestParams;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt};
@@ -83,9 +83,39 @@ impl Project {
         Project { dir }
     }
 
+    /// A copy of the Playwright fixture. `node_modules` links to the fixture's own, which
+    /// scripts/provision.sh installs from the lockfile; without it there is none, as in a
+    /// fresh clone.
+    pub fn playwright(with_node_modules: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = repo().join("fixtures/playwright/basic");
+        copy_dir(&fixture, dir.path());
+        if with_node_modules {
+            let modules = fixture.join("node_modules");
+            assert!(
+                modules.join("@playwright/test/cli.js").exists(),
+                "no {}: run ./scripts/test.sh (or scripts/provision.sh) first",
+                modules.display()
+            );
+            std::os::unix::fs::symlink(modules, dir.path().join("node_modules")).unwrap();
+        }
+        Project { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The Chromium the Playwright fixture runs with: $PW_CHROMIUM_PATH or Debian's. Tests
+/// never skip without it: they fail and say how to provision it.
+pub fn chromium() -> String {
+    let path = std::env::var("PW_CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&path).exists(),
+        "no Chromium at {path}: run ./scripts/test.sh (or scripts/provision.sh), or set PW_CHROMIUM_PATH"
+    );
+    path
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -93,9 +123,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
-            if ["__pycache__", ".pytest_cache", "node_modules"]
-                .contains(&e.file_name().to_str().unwrap_or(""))
-            {
+            let skip = [
+                "__pycache__",
+                ".pytest_cache",
+                "node_modules",
+                "test-results",
+            ];
+            if skip.iter().any(|n| e.file_name() == *n) {
                 continue;
             }
             copy_dir(&e.path(), &target);
@@ -189,10 +223,26 @@ pub struct Server {
 }
 
 pub async fn start_server(state: &Path, workspace: Option<&Path>) -> Server {
+    start_server_with_env(state, workspace, &[], &[]).await
+}
+
+/// The server with variables set (`set`) or removed (`unset`) in its environment.
+pub async fn start_server_with_env(
+    state: &Path,
+    workspace: Option<&Path>,
+    set: &[(&str, &str)],
+    unset: &[&str],
+) -> Server {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.env("TESTRELAY_STATE_DIR", state)
         .env_remove("TESTRELAY_WORKSPACE")
         .env_remove("VIRTUAL_ENV");
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    for k in unset {
+        cmd.env_remove(k);
+    }
     if let Some(w) = workspace {
         cmd.arg("--workspace").arg(w);
     }
@@ -224,6 +274,15 @@ impl Server {
             res.is_error.unwrap_or(false),
             text,
         )
+    }
+
+    /// Call a tool and return the whole result, every content block included.
+    pub async fn call_full(&self, name: &str, args: Value) -> CallToolResult {
+        let args = args.as_object().cloned().unwrap_or_default();
+        self.client
+            .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(args))
+            .await
+            .unwrap_or_else(|e| panic!("{name} failed at the protocol level: {e}"))
     }
 
     pub async fn ok(&self, name: &str, args: Value) -> Value {
