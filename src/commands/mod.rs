@@ -57,7 +57,9 @@ fn context(cli: &Cli) -> AppContext {
     AppContext {
         registry: Registry::new(store, settings),
         workspace: cli.workspace.clone(),
-        env: HostEnv::from_process(),
+        // The login shell is read only when a toolchain cannot be found otherwise, on the
+        // first tool call that needs it, never at start-up.
+        env: HostEnv::from_process().with_login_shell_fallback(),
     }
 }
 
