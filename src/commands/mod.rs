@@ -2,6 +2,8 @@
 //! `main` only. The MCP server and the CLI share the same domain code paths.
 
 mod check;
+mod doctor;
+mod init;
 mod pack;
 mod run;
 mod serve;
@@ -41,6 +43,8 @@ pub fn main() -> ExitCode {
             Some(Command::Run(args)) => run::run(ctx, args).await,
             Some(Command::Check(args)) => check::run(ctx, args).await,
             Some(Command::Pack(args)) => pack::run(ctx, args).await,
+            Some(Command::Init(args)) => init::run(ctx, args),
+            Some(Command::Doctor(args)) => doctor::run(ctx, args).await,
             Some(Command::Supervise(_)) => unreachable!("handled above"),
         }
     });
