@@ -256,7 +256,10 @@ async fn frameworks(dir: &Path, stop: Option<&Path>, env: &HostEnv) -> Vec<Check
                 };
                 Check::fail(
                     name,
-                    format!("not ready: {}; toolchain: {toolchain}", c.missing.join("; ")),
+                    format!(
+                        "not ready: {}; toolchain: {toolchain}",
+                        c.missing.join("; ")
+                    ),
                     fix,
                 )
             }

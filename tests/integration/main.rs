@@ -2,6 +2,7 @@
 //! client (as IDEs do) and by a raw JSON-RPC pipe for protocol-level checks.
 
 mod cli;
+mod deliver;
 mod jobs;
 mod protocol;
 mod supervisor;
