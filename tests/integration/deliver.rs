@@ -478,3 +478,63 @@ fn a_python_only_the_login_shell_knows_is_found_after_the_handshake_and_read_onc
         "read more than once"
     );
 }
+
+#[test]
+fn install_sh_installs_checks_configures_and_can_run_again() {
+    let sb = Sandbox::new();
+    let tools = sb.root.path().join("fake-bin");
+    let cargo_root = sb.root.path().join("cargo-root");
+    let log = sb.root.path().join("cargo.log");
+    // A cargo that records its arguments and "installs" the binary under test.
+    script(
+        &tools.join("cargo"),
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nmkdir -p \"$CARGO_INSTALL_ROOT/bin\"\nln -sf {BIN} \"$CARGO_INSTALL_ROOT/bin/testrelay\"\n",
+            log.display()
+        ),
+    );
+    let install = |path: &str, args: &[&str]| {
+        let mut c = Command::new(repo().join("install.sh"));
+        c.env_clear()
+            .env("HOME", sb.home())
+            .env("PATH", path)
+            .env("CARGO_INSTALL_ROOT", &cargo_root)
+            .current_dir(sb.project())
+            .args(args);
+        run(&mut c)
+    };
+    let with_cargo = format!("{}:/usr/bin:/bin", tools.display());
+    let (code, stdout, stderr) = install(&with_cargo, &["--client", "cursor"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(concat!("testrelay ", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("created "), "{stdout}");
+    let config = sb.project().join(".cursor/mcp.json");
+    let first = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("install --path {} --locked\n", repo().display())
+    );
+    let (code, stdout, _) = install(&with_cargo, &["--client=cursor"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("nothing changed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), first);
+    let (code, stdout, _) = install(&with_cargo, &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("init vscode") && stdout.contains("doctor"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = install("/usr/bin:/bin", &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("cargo was not found") && stderr.contains("rustup.rs"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = install(&with_cargo, &["--client", "emacs"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("unknown client 'emacs'"), "{stderr}");
+}
