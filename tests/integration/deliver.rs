@@ -446,32 +446,24 @@ fn a_python_only_the_login_shell_knows_is_found_after_the_handshake_and_read_onc
         "the login shell ran before any tool needed it"
     );
 
-    let check = raw.call(2, "check_test_environment", json!({}));
-    let sc = &check["result"]["structuredContent"];
-    assert_eq!(sc["ready"], true, "{check}");
-    let toolchain = sc["frameworks"][0]["toolchain"].as_str().unwrap();
-    assert_eq!(
-        toolchain,
-        format!(
-            "{} (from login shell PATH)",
-            login_bin.join("python3").display()
-        )
-    );
+    // run_tests first: starting a job is where the server waits for the shell in-line.
     let started = raw.call(
-        3,
+        2,
         "run_tests",
         json!({"tests": ["tests/test_basic.py::test_passes"]}),
     );
     let sc = &started["result"]["structuredContent"];
-    assert!(
-        sc["toolchain"]
-            .as_str()
-            .unwrap()
-            .ends_with("(from login shell PATH)"),
-        "{started}"
+    let expected = format!(
+        "{} (from login shell PATH)",
+        login_bin.join("python3").display()
     );
-    let status = wait_final(&mut raw, sc["job_id"].as_str().unwrap(), 4);
+    assert_eq!(sc["toolchain"], expected.as_str(), "{started}");
+    let status = wait_final(&mut raw, sc["job_id"].as_str().unwrap(), 3);
     assert_eq!(status["status"], "passed", "{status}");
+    let check = raw.call(20, "check_test_environment", json!({}));
+    let sc = &check["result"]["structuredContent"];
+    assert_eq!(sc["ready"], true, "{check}");
+    assert_eq!(sc["frameworks"][0]["toolchain"], expected.as_str());
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),
         "ran\n",
