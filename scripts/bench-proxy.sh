@@ -19,6 +19,7 @@
 #        BENCH_ROUNDS (default 20), BENCH_CALLS (calls per kind per round, default 30),
 #        BENCH_WARMUP (calls per kind before measuring, default 30),
 #        BENCH_PAYLOAD (bytes of echo text, default 64),
+#        BENCH_JSON_RESPONSE=1 (the upstream answers POSTs with plain JSON instead of SSE),
 #        BENCH_TIME_LIMIT (seconds for the whole driver, default 600)
 # Exits 0 when everything was measured (a missed target prints MISSED, it is not a failure);
 # 1 when something could not be measured; 2 when set-up (build, venv) failed.
@@ -99,10 +100,11 @@ import sys
 import uvicorn
 from mcp.server.fastmcp import FastMCP
 
-PORT, KEY = int(sys.argv[1]), sys.argv[2]
+PORT, KEY, JSON_RESPONSE = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 EXPECTED = b"Bearer " + KEY.encode()
 
-server = FastMCP("bench-upstream", host="127.0.0.1", port=PORT, log_level="WARNING")
+server = FastMCP("bench-upstream", host="127.0.0.1", port=PORT, log_level="WARNING",
+                 json_response=JSON_RESPONSE)
 
 
 @server.tool()
@@ -167,6 +169,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 CALLS = int(os.environ.get("BENCH_CALLS", "30"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "30"))
 PAYLOAD = int(os.environ.get("BENCH_PAYLOAD", "64"))
+JSON_RESPONSE = os.environ.get("BENCH_JSON_RESPONSE", "0") == "1"
 TIME_LIMIT = float(os.environ.get("BENCH_TIME_LIMIT", "600"))
 TARGET_US = 500.0
 KEY = "bench-key-" + os.urandom(12).hex()
@@ -253,7 +256,7 @@ class Direct:
 
     def _headers(self):
         h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-             "Authorization": f"Bearer {KEY}"}
+             "Authorization": f"Bearer {KEY}", "User-Agent": "bench-direct"}
         if self.sid:
             h["Mcp-Session-Id"] = self.sid
         if self.proto:
@@ -419,7 +422,8 @@ def main():
 
     # 1. upstream
     up_err = open(os.path.join(TMP, "upstream.stderr"), "wb")
-    up = spawn([PY, os.path.join(TMP, "upstream.py"), str(port), KEY], stdout=up_err,
+    up = spawn([PY, os.path.join(TMP, "upstream.py"), str(port), KEY, "1" if JSON_RESPONSE else "0"],
+               stdout=up_err,
                stderr=up_err, cwd=TMP)
     deadline = monotonic() + 30
     while True:
@@ -579,7 +583,7 @@ def main():
     verdict = "OK" if added <= TARGET_US else "MISSED"
     elapsed = monotonic() - T_START
 
-    print(f"direct   (http.client keep-alive, SSE): {fmt(S['direct'])}")
+    print(f"direct   (http.client keep-alive): {fmt(S['direct'])}")
     print(f"proxied  (testrelay stdio -> upstream): {fmt(S['proxied'])}")
     print(f"local    (testrelay list_test_executions): {fmt(S['local'])}")
     print(f"per-round medians direct  : {' '.join(f'{x:.0f}' for x in per_round['direct'])}")
@@ -610,8 +614,8 @@ def main():
     print(f"testrelay proxy bench @ {COMMIT} · {time.strftime('%Y-%m-%d %H:%M')} · "
           f"{os.cpu_count()} cores · loadavg {LOAD_START:.2f}->{os.getloadavg()[0]:.2f} · "
           f"driver {elapsed:.0f} s · upstream mcp {version('mcp')} FastMCP ({R['upstream_proto']}), "
-          f"echo {PAYLOAD} B, {ROUNDS} rounds x {CALLS} interleaved calls per kind")
-    print(f"  tools/call echo direct (Python http.client keep-alive, SSE): {fmt(S['direct'])}")
+          f"{'JSON' if JSON_RESPONSE else 'SSE'} answers, echo {PAYLOAD} B, {ROUNDS} rounds x {CALLS} interleaved calls per kind")
+    print(f"  tools/call echo direct (Python http.client, keep-alive): {fmt(S['direct'])}")
     print(f"  tools/call echo through testrelay (stdio -> Streamable HTTP): {fmt(S['proxied'])}")
     print(f"  added by testrelay: {added:+.0f} µs/call ({added / 1e3:+.3f} ms), ratio {ratio:.2f}x; "
           f"median of per-round differences {statistics.median(round_diffs):+.0f} µs "
@@ -621,6 +625,12 @@ def main():
           f"{cpu['local'] / n * 1e6:.0f} µs local")
     print(f"  bridge: echo listed {R['listed_ms']:.0f} ms after notifications/initialized "
           f"({len(R['tools'])} tools); login (verify + store) {R['login_s'] * 1e3:.0f} ms")
+    ba = R["upstream"]["by_agent"]
+    dv = ba.get("bench-direct", {"requests": 0, "connections": 0})
+    tv = [v for a, v in ba.items() if a != "bench-direct"]
+    print(f"  upstream TCP connections (info): direct client {dv['connections']} for "
+          f"{dv['requests']} requests; testrelay (login, status, session) "
+          f"{sum(v['connections'] for v in tv)} for {sum(v['requests'] for v in tv)} requests")
     failed = [c[0] for c in CHECKS if not c[1]]
     print(f"  checks: {len(CHECKS) - len(failed)}/{len(CHECKS)} ok" +
           (f" (FAILED: {'; '.join(failed)})" if failed else ""))

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::clients::Client;
 use crate::runners::Framework;
 
 /// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest and Jest
@@ -105,6 +106,21 @@ pub enum Command {
     ///
     /// Exits 0 when every server is connected, 1 otherwise.
     Status,
+    /// Add testrelay to an IDE's MCP configuration: VS Code, Cursor, Windsurf or Claude Code.
+    ///
+    /// Writes the entry that launches this binary (by its absolute path) with the workspace
+    /// in the form the IDE expands, into the project's configuration (.vscode/mcp.json,
+    /// .cursor/mcp.json, .mcp.json) or the user's (~/.cursor/mcp.json,
+    /// ~/.codeium/windsurf/mcp_config.json). Other servers, comments and formatting are kept;
+    /// a file that is not valid JSON is left untouched. Running it again changes nothing.
+    /// Exits 0 when the configuration is in place, 2 on error.
+    Init(InitArgs),
+    /// Check that testrelay can work here, one line per check with what to do about it.
+    ///
+    /// Checks the installed version, the state directory, each test framework detected in
+    /// the project, and the PATH testrelay sees against your login shell's.
+    /// Exits 0 when every check passes, 1 when one fails, 2 on error.
+    Doctor(DoctorArgs),
     /// Internal: supervise one job's process tree (started by testrelay itself).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -207,6 +223,38 @@ pub struct LoginArgs {
 pub struct ServerArg {
     /// The server URL or name [default: the only configured server]
     pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The IDE to configure.
+    #[arg(value_enum)]
+    pub client: Client,
+
+    /// The project directory [default: the workspace or the current directory]
+    pub path: Option<PathBuf>,
+
+    /// Configure this project only (the default for vscode, cursor and claude).
+    #[arg(long, conflicts_with = "global")]
+    pub project: bool,
+
+    /// Configure every project of this user (cursor; windsurf's only scope).
+    #[arg(long)]
+    pub global: bool,
+
+    /// Print the configuration instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The project directory [default: the workspace or the current directory]
+    pub path: Option<String>,
+
+    /// Print the checks as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

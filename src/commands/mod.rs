@@ -3,6 +3,8 @@
 
 mod check;
 mod cloud;
+mod doctor;
+mod init;
 mod pack;
 mod run;
 mod serve;
@@ -46,6 +48,8 @@ pub fn main() -> ExitCode {
             Some(Command::Login(args)) => cloud::login(ctx, args).await,
             Some(Command::Logout(args)) => cloud::logout(ctx, args).await,
             Some(Command::Status) => cloud::status(ctx).await,
+            Some(Command::Init(args)) => init::run(ctx, args),
+            Some(Command::Doctor(args)) => doctor::run(ctx, args).await,
             Some(Command::Supervise(_)) => unreachable!("handled above"),
         }
     });
@@ -75,7 +79,9 @@ fn context(cli: &Cli) -> AppContext {
     AppContext {
         registry: Registry::new(store, settings),
         workspace: cli.workspace.clone(),
-        env: HostEnv::from_process(),
+        // The login shell is read only when a toolchain cannot be found otherwise, on the
+        // first tool call that needs it, never at start-up.
+        env: HostEnv::from_process().with_login_shell_fallback(),
         bridge: Bridge::new(config, crate::cloud::default_file_dir(), reserved),
         cloud_error,
     }

@@ -11,6 +11,7 @@ mod output;
 mod probe;
 pub mod process;
 mod registry;
+pub mod shell_env;
 mod store;
 pub mod supervisor;
 

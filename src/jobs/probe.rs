@@ -1,4 +1,6 @@
 //! Environment checks: run each detected framework's probe command and interpret it.
+//! When a framework's toolchain cannot be found from files, the login shell is read first
+//! (once per process, see `shell_env`), so the check sees what a terminal would.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -64,6 +66,7 @@ pub async fn check_environment(
     };
     let mut checks = Vec::new();
     for f in frameworks {
+        super::shell_env::fill_if_needed_async(f, dir, stop_at, env).await;
         let check = match runners::probe(f, dir, stop_at, env) {
             Ok(plan) => {
                 let out = run_probe(&plan, env).await;

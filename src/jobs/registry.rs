@@ -216,6 +216,14 @@ impl Registry {
 
     /// Plan and queue a job; returns at once.
     pub fn start(&self, spec: StartSpec) -> Result<Started, JobError> {
+        // Before any lock is taken: this may wait (bounded, once per process) for the login
+        // shell when the toolchain cannot be found from files.
+        super::shell_env::fill_if_needed(
+            spec.framework,
+            &spec.project_dir,
+            spec.stop_at.as_deref(),
+            &spec.env,
+        );
         let inner = &self.inner;
         let mut keys = inner.keys.lock().expect("keys lock");
         let fingerprint = format!(

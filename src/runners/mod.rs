@@ -18,13 +18,15 @@ mod playwright;
 mod playwright_results;
 mod pytest;
 mod python;
+mod toolchain;
 
-pub use env::HostEnv;
+pub use env::{HostEnv, LoginShell};
 pub use plan::{
     Detection, EnvironmentCheck, Plan, ProbeOutput, ProbePlan, Progress, RunRequest, RunnerError,
     SupportFile, Verdict,
 };
 pub use python::{PythonEnv, PythonSource};
+pub use toolchain::{Tool, ToolSource, locate_node, locate_python, tilde};
 
 use std::path::Path;
 
@@ -114,6 +116,21 @@ pub fn choose(dir: &Path, explicit: Option<Framework>) -> Result<Framework, Runn
                 .collect::<Vec<_>>()
                 .join(", "),
         )),
+    }
+}
+
+/// True when the program `framework` runs under (Python, Node.js) can be found for `dir`
+/// with `env`, from files alone. `jobs` asks this before it reads the login shell, which
+/// costs a process and up to a few seconds.
+pub fn toolchain_found(
+    framework: Framework,
+    dir: &Path,
+    stop_at: Option<&Path>,
+    env: &HostEnv,
+) -> bool {
+    match framework {
+        Framework::Pytest => python::find_python(dir, stop_at, env).is_some(),
+        Framework::Jest | Framework::Playwright => locate_node(Some(dir), env).is_some(),
     }
 }
 

@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::HostEnv;
+pub use super::toolchain::locate_node;
 
-/// The `node` binary on this environment's PATH.
+/// The `node` binary: on this environment's PATH, else where a version manager, Homebrew
+/// or the login shell keeps it (nvm's `default` alias, not a project pin; use
+/// [`locate_node`] with the project to honour `.nvmrc` and to describe where it came from).
 pub fn find_node(env: &HostEnv) -> Option<PathBuf> {
-    env.which("node")
+    locate_node(None, env).map(|tool| tool.path)
 }
 
 /// The directory of `package` as installed for `project`: `node_modules/<package>` in the

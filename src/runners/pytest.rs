@@ -15,8 +15,8 @@ use super::plan::{
     EnvironmentCheck, Plan, ProbeOutput, ProbePlan, Progress, RunRequest, RunnerError, SupportFile,
     Verdict,
 };
-use super::python::{find_python, project_tool};
-use super::{Framework, HostEnv};
+use super::python::{find_python, in_environment, project_tool};
+use super::{Framework, HostEnv, PythonSource, ToolSource};
 use crate::report::{FileError, TestCase, TestReport, TestStatus};
 
 pub const EVENTS_FILE: &str = "events.jsonl";
@@ -207,10 +207,10 @@ pub fn check(dir: &Path, plan: &ProbePlan, out: &ProbeOutput) -> EnvironmentChec
     };
     check.runtime_version = Some(reply.python);
     check.plugins = reply.plugins;
-    let isolated = !plan.toolchain.ends_with("(from PATH)");
+    let isolated = in_environment(&plan.program);
     if !isolated {
         check.notes.push(
-            "no project virtualenv found; using the interpreter on PATH. A project venv (.venv) keeps test dependencies isolated".into(),
+            "no project virtualenv found; using an interpreter outside the project. A project venv (.venv) keeps test dependencies isolated".into(),
         );
     }
     match reply.pytest {
@@ -297,14 +297,21 @@ pub fn plan(
         ("NO_COLOR".to_string(), "1".to_string()),
         ("PY_COLORS".to_string(), "0".to_string()),
     ];
-    // Tests that start `python` themselves should get the project's environment, as if
-    // the virtualenv were activated.
-    if let (true, Some(prefix)) = (py.is_isolated(), &py.prefix) {
-        vars.push(("VIRTUAL_ENV".into(), prefix.display().to_string()));
-        if let Some(bin) = py.interpreter.parent() {
-            let path = env.get("PATH").unwrap_or("/usr/bin:/bin");
+    // Tests that start `python` themselves should get the interpreter that runs them: the
+    // project's environment as if it were activated, or the one a version manager or the
+    // login shell provided when the inherited PATH has none.
+    let path = env.vars().remove("PATH");
+    let path = path.as_deref().unwrap_or("/usr/bin:/bin");
+    let bin = py.interpreter.parent();
+    match (&py.source, &py.prefix, bin) {
+        (_, Some(prefix), Some(bin)) if py.is_isolated() => {
+            vars.push(("VIRTUAL_ENV".into(), prefix.display().to_string()));
             vars.push(("PATH".into(), format!("{}:{path}", bin.display())));
         }
+        (PythonSource::Outside(source), _, Some(bin)) if *source != ToolSource::Path => {
+            vars.push(("PATH".into(), format!("{}:{path}", bin.display())));
+        }
+        _ => {}
     }
     Ok(Plan {
         framework: Framework::Pytest,

@@ -3,14 +3,16 @@
 //! Order: `$VIRTUAL_ENV`; a virtualenv folder (`.venv`, `venv`, `env`, `.env` holding a
 //! `pyvenv.cfg`) in the project or a parent up to the workspace or repository root;
 //! `$UV_PROJECT_ENVIRONMENT`; poetry's own virtualenv for the project (found by the name
-//! poetry derives from the project path, without running poetry); `$CONDA_PREFIX`; then
-//! `python3`/`python` on PATH.
+//! poetry derives from the project path, without running poetry); `$CONDA_PREFIX`; then an
+//! interpreter outside any project environment: `python3`/`python` on PATH, then where
+//! version managers and Homebrew keep one, then the login shell's PATH (see `toolchain`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::HostEnv;
+use super::toolchain::{self, ToolSource};
 
 const VENV_DIRS: [&str; 4] = [".venv", "venv", "env", ".env"];
 
@@ -22,7 +24,9 @@ pub enum PythonSource {
     UvProjectEnvironment,
     Poetry,
     Conda,
-    Path,
+    /// Not a project environment: found on PATH, by a version manager, Homebrew or the
+    /// login shell (see [`toolchain::locate_python`]).
+    Outside(ToolSource),
 }
 
 /// A Python interpreter and how it was found.
@@ -32,6 +36,8 @@ pub struct PythonEnv {
     pub source: PythonSource,
     /// The environment's prefix when it is a virtualenv or conda env.
     pub prefix: Option<PathBuf>,
+    /// The version, when the interpreter's location tells it (pyenv).
+    pub version: Option<String>,
 }
 
 impl PythonEnv {
@@ -48,13 +54,16 @@ impl PythonEnv {
                 None => "poetry".to_string(),
             },
             PythonSource::Conda => "$CONDA_PREFIX".to_string(),
-            PythonSource::Path => "PATH".to_string(),
+            PythonSource::Outside(source) => match &self.version {
+                Some(v) => format!("{} {v}", source.label()),
+                None => source.label().to_string(),
+            },
         };
         format!("{} (from {how})", self.interpreter.display())
     }
 
     pub fn is_isolated(&self) -> bool {
-        self.source != PythonSource::Path
+        !matches!(self.source, PythonSource::Outside(_))
     }
 }
 
@@ -97,6 +106,7 @@ pub fn find_python(project: &Path, stop_at: Option<&Path>, env: &HostEnv) -> Opt
             interpreter,
             source,
             prefix: Some(prefix),
+            version: None,
         })
     };
     if let Some(found) = env
@@ -134,13 +144,21 @@ pub fn find_python(project: &Path, stop_at: Option<&Path>, env: &HostEnv) -> Opt
     {
         return Some(found);
     }
-    ["python3", "python"].into_iter().find_map(|name| {
-        env.which(name).map(|interpreter| PythonEnv {
-            interpreter,
-            source: PythonSource::Path,
-            prefix: None,
-        })
+    toolchain::locate_python(project, env).map(|tool| PythonEnv {
+        interpreter: tool.path,
+        source: PythonSource::Outside(tool.source),
+        prefix: None,
+        version: tool.version,
     })
+}
+
+/// True when `interpreter` belongs to a virtualenv or a conda environment (its prefix holds
+/// `pyvenv.cfg` or `conda-meta`). Judged from files, since a probe plan carries only the path.
+pub fn in_environment(interpreter: &Path) -> bool {
+    let Some(prefix) = interpreter.parent().and_then(Path::parent) else {
+        return false;
+    };
+    prefix.join("pyvenv.cfg").is_file() || prefix.join("conda-meta").is_dir()
 }
 
 /// The name poetry gives a project's virtualenv (before its `-pyX.Y` suffix): the
@@ -288,7 +306,9 @@ mod tests {
         fake_venv(&root.path().join(".venv"));
         let project = root.path().join("repo");
         std::fs::create_dir_all(project.join(".git")).unwrap();
-        assert_eq!(find_python(&project, None, &env(&[("PATH", "")])), None);
+        let home = root.path().to_str().unwrap();
+        let bare = env(&[("PATH", ""), ("HOME", home), ("HOMEBREW_PREFIX", home)]);
+        assert_eq!(find_python(&project, None, &bare), None);
     }
 
     #[test]
@@ -296,7 +316,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(".git")).unwrap();
         std::fs::write(root.path().join(".env"), "SECRET=1").unwrap();
-        assert_eq!(find_python(root.path(), None, &env(&[("PATH", "")])), None);
+        let home = root.path().to_str().unwrap();
+        let bare = env(&[("PATH", ""), ("HOME", home), ("HOMEBREW_PREFIX", home)]);
+        assert_eq!(find_python(root.path(), None, &bare), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cloud;
+mod deliver;
 mod jest;
 mod jobs;
 mod playwright;

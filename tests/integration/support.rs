@@ -320,13 +320,19 @@ impl RawServer {
     pub fn start(state: &Path, extra_env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.env("TESTRELAY_STATE_DIR", state)
-            .env_remove("TESTRELAY_WORKSPACE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .env_remove("TESTRELAY_WORKSPACE");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// Start `cmd` (the binary with the caller's environment, cwd and arguments) with
+    /// piped stdin and stdout.
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();
