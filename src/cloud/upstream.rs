@@ -69,6 +69,34 @@ impl UpstreamHandler {
 
 pub type Upstream = RunningService<RoleClient, UpstreamHandler>;
 
+/// One HTTP client for every upstream connection of the process. Unlike the transport's
+/// default (no idle pool), it keeps connections alive: a new TCP and TLS handshake per
+/// tool call costs far more than anything else on the path. `TCP_NODELAY` avoids the
+/// delayed-ACK stall that made the default give up pooling. Redirects are followed only
+/// within the same origin, so the credential never travels elsewhere.
+fn http_client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            init_tls();
+            let policy = reqwest::redirect::Policy::custom(|attempt| {
+                let first = attempt.previous().first().cloned();
+                let same = first.is_some_and(|f| f.origin() == attempt.url().origin());
+                if attempt.previous().len() > 5 || !same {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            });
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .redirect(policy)
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
 /// Connect and initialize; `handler` receives the server's notifications.
 pub async fn connect(
     url: &Url,
@@ -79,7 +107,7 @@ pub async fn connect(
     if let Some(key) = key {
         config = config.auth_header(key.expose());
     }
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let transport = StreamableHttpClientTransport::with_client(http_client(), config);
     match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) if e.is_authorization_required() => Err(CloudError::Unauthorized {

@@ -93,7 +93,9 @@ fn init_logging(serving: bool) {
     use std::io::IsTerminal;
     let filter = std::env::var("TESTRELAY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn".to_string());
+        // rmcp logs transport failures at ERROR that testrelay reports itself, in words
+        // the user can act on; `TESTRELAY_LOG=rmcp=debug` brings them back.
+        .unwrap_or_else(|_| "warn,rmcp=off".to_string());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

@@ -184,7 +184,6 @@ fn login(config_home: &std::path::Path, url: &str, key: &str) -> std::process::O
             "--credential-store",
             "file",
         ])
-        .env("TESTRELAY_LOG", "debug")
         .env("XDG_CONFIG_HOME", config_home)
         .env_remove("TESTRELAY_SERVER")
         .stdin(Stdio::piped())
@@ -279,6 +278,10 @@ async fn the_bridge_merges_upstream_tools_and_forwards_calls() {
     assert_eq!(rejected.status.code(), Some(1), "{said}");
     assert!(said.contains("rejected the API key"), "{said}");
     assert!(
+        !said.contains("worker quit"),
+        "rmcp's internal error leaked into the output: {said}"
+    );
+    assert!(
         !home.path().join("testrelay/credentials").exists()
             || std::fs::read_dir(home.path().join("testrelay/credentials"))
                 .unwrap()
@@ -295,6 +298,19 @@ async fn the_bridge_merges_upstream_tools_and_forwards_calls() {
         "{out}"
     );
     assert!(!out.contains(GOOD_KEY));
+
+    let status = std::process::Command::new(BIN)
+        .args(["status", "--server", &url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout).to_string()
+        + &String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("(connected): fake-cloud 9.9.9") && said.contains("4 tools"),
+        "{said}"
+    );
 
     let session = serve(home.path(), state.path(), &url).await;
     let names = session.tools_with("list_projects").await;
