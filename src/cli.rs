@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::clients::Client;
 use crate::runners::Framework;
 
-/// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest and Jest
-/// as background jobs, plus the same engine on the command line.
+/// Run your project's tests for IDE agents: a local MCP server (stdio) that runs pytest, Jest
+/// and Playwright as background jobs, plus the same engine on the command line.
 ///
 /// With no subcommand, testrelay serves MCP on stdin/stdout: point your IDE's MCP
 /// configuration at this binary.

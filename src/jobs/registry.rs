@@ -744,7 +744,12 @@ async fn run_job(
     if has_results {
         write_exports(&job.dir, &report);
     }
-    let done = report.tests.len();
+    // A test the stop interrupted is in the report (Playwright lists it) but did not finish.
+    let done = report
+        .tests
+        .iter()
+        .filter(|t| t.raw_status != "interrupted")
+        .count();
     let (status, reason) = match &sup {
         None => {
             // The supervisor died (killed from outside?): stop what it left running.

@@ -141,18 +141,7 @@ struct Facts {
 const PROBE_SCRIPT: &str = "process.stdout.write(JSON.stringify({node: process.version}) + '\\n')";
 
 fn base_check(dir: &Path) -> EnvironmentCheck {
-    EnvironmentCheck {
-        framework: Framework::Jest,
-        detected_by: detect(dir),
-        ready: false,
-        toolchain: None,
-        version: None,
-        runtime_version: None,
-        plugins: Vec::new(),
-        missing: Vec::new(),
-        setup_commands: Vec::new(),
-        notes: Vec::new(),
-    }
+    EnvironmentCheck::new(Framework::Jest, detect(dir))
 }
 
 fn version_manager_hint(dir: &Path, layout: &Layout) -> Option<String> {
@@ -245,24 +234,14 @@ pub fn check(dir: &Path, plan: &ProbePlan, out: &ProbeOutput) -> EnvironmentChec
     ));
 
     let node = plan.program.display().to_string();
-    let reply = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<ProbeReply>(l).ok())
-        .filter(|_| out.exit_code == Some(0));
+    let reply = out.reply::<ProbeReply>();
     match reply {
         Some(r) => {
             check_engines(&mut check, &r.node, dir, facts.jest_package.as_deref());
             check.runtime_version = Some(r.node);
         }
         None => {
-            let why = out
-                .stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output");
+            let why = out.failure();
             check
                 .missing
                 .push(format!("a working Node.js ({node} failed: {why})"));

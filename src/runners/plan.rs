@@ -105,6 +105,28 @@ pub struct ProbeOutput {
     pub stderr: String,
 }
 
+impl ProbeOutput {
+    /// The probe's answer: the last line of stdout that parses as `T`, when it exited 0.
+    pub fn reply<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        if self.exit_code != Some(0) {
+            return None;
+        }
+        self.stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+    }
+
+    /// Why a probe failed, in its own words: the last non-empty line of stderr.
+    pub fn failure(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+    }
+}
+
 /// Readiness of one framework in one directory.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct EnvironmentCheck {
@@ -126,6 +148,24 @@ pub struct EnvironmentCheck {
     /// Exact commands to run in the project directory, in order, to become ready.
     pub setup_commands: Vec<String>,
     pub notes: Vec<String>,
+}
+
+impl EnvironmentCheck {
+    /// Not ready, nothing known yet: adapters fill in what their probe finds.
+    pub fn new(framework: Framework, detected_by: Vec<String>) -> Self {
+        EnvironmentCheck {
+            framework,
+            detected_by,
+            ready: false,
+            toolchain: None,
+            version: None,
+            runtime_version: None,
+            plugins: Vec::new(),
+            missing: Vec::new(),
+            setup_commands: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// A framework found in a directory.

@@ -142,18 +142,7 @@ fn playwright_cli(pm: &str) -> &'static str {
 }
 
 fn base_check(dir: &Path) -> EnvironmentCheck {
-    EnvironmentCheck {
-        framework: Framework::Playwright,
-        detected_by: detect(dir),
-        ready: false,
-        toolchain: None,
-        version: None,
-        runtime_version: None,
-        plugins: Vec::new(),
-        missing: Vec::new(),
-        setup_commands: Vec::new(),
-        notes: Vec::new(),
-    }
+    EnvironmentCheck::new(Framework::Playwright, detect(dir))
 }
 
 fn toolchain(node: &Path, package: &Path) -> String {
@@ -252,18 +241,8 @@ pub fn check(dir: &Path, plan: &ProbePlan, out: &ProbeOutput) -> EnvironmentChec
     check.toolchain = Some(plan.toolchain.clone());
     check.version = plan.args.get(2).and_then(|p| package_version(Path::new(p)));
     let pm = plan.project_tool;
-    let reply = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<ProbeReply>(l).ok());
-    let Some(reply) = reply.filter(|_| out.exit_code == Some(0)) else {
-        let why = out
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output");
+    let Some(reply) = out.reply::<ProbeReply>() else {
+        let why = out.failure();
         check.missing.push(format!(
             "a working Node.js with {PACKAGE} ({} failed: {why})",
             plan.program.display()
@@ -297,11 +276,31 @@ pub fn check(dir: &Path, plan: &ProbePlan, out: &ProbeOutput) -> EnvironmentChec
                 "project{project} uses the installed browser channel '{}', which is not checked here",
                 b.channel.as_deref().unwrap_or("?")
             )),
-            ("config", _) => check.missing.push(format!(
-                "{}{project}: launchOptions.executablePath in the config is {}, which does not exist",
-                b.browser,
-                b.path.as_deref().unwrap_or("?")
-            )),
+            ("config", _) => {
+                let path = b.path.as_deref().unwrap_or("?");
+                check.missing.push(format!(
+                    "{}{project}: launchOptions.executablePath in the config is {path}, which does not exist",
+                    b.browser
+                ));
+                // The config chose a browser by path: install one there, or point the
+                // config at one that exists, or use Playwright's own download instead.
+                let fix = format!(
+                    "point launchOptions.executablePath{project} at an installed browser, or install one at {path}; \
+                     or remove executablePath and run `{} install{} {}`",
+                    playwright_cli(pm),
+                    if cfg!(target_os = "linux") { " --with-deps" } else { "" },
+                    b.browser
+                );
+                if !check.notes.contains(&fix) {
+                    check.notes.push(fix);
+                }
+                if b.browser == "chromium" && cfg!(target_os = "linux") {
+                    let apt = "sudo apt-get update && sudo apt-get install -y chromium".to_string();
+                    if !check.setup_commands.contains(&apt) {
+                        check.setup_commands.push(apt);
+                    }
+                }
+            }
             _ => {
                 check.missing.push(format!(
                     "Playwright's {}{project} is not installed (expected at {})",
@@ -639,6 +638,22 @@ mod tests {
         let check = super::check(d.path(), &plan, &bad);
         assert!(!check.ready);
         assert!(check.missing[0].contains("/opt/nope, which does not exist"));
+        // It also says how to fix it, not only what is wrong.
+        assert!(
+            check
+                .notes
+                .iter()
+                .any(|n| n.contains("point launchOptions.executablePath") && n.contains("install"))
+        );
+        if cfg!(target_os = "linux") {
+            assert!(
+                check
+                    .setup_commands
+                    .iter()
+                    .any(|c| c.contains("apt-get install -y chromium")),
+                "{check:?}"
+            );
+        }
     }
 
     #[test]

@@ -135,18 +135,7 @@ fn install_pytest(interpreter: &str, tool: &str) -> String {
 }
 
 fn base_check(dir: &Path) -> EnvironmentCheck {
-    EnvironmentCheck {
-        framework: Framework::Pytest,
-        detected_by: detect(dir),
-        ready: false,
-        toolchain: None,
-        version: None,
-        runtime_version: None,
-        plugins: Vec::new(),
-        missing: Vec::new(),
-        setup_commands: Vec::new(),
-        notes: Vec::new(),
-    }
+    EnvironmentCheck::new(Framework::Pytest, detect(dir))
 }
 
 pub fn probe(
@@ -187,18 +176,8 @@ pub fn check(dir: &Path, plan: &ProbePlan, out: &ProbeOutput) -> EnvironmentChec
     let mut check = base_check(dir);
     check.toolchain = Some(plan.toolchain.clone());
     let interpreter = plan.program.display().to_string();
-    let reply = out
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<ProbeReply>(l).ok());
-    let Some(reply) = reply.filter(|_| out.exit_code == Some(0)) else {
-        let why = out
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output");
+    let Some(reply) = out.reply::<ProbeReply>() else {
+        let why = out.failure();
         check.missing.push(format!(
             "a working Python interpreter ({interpreter} failed: {why})"
         ));
