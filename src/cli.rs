@@ -95,10 +95,15 @@ pub enum Command {
     /// `--dry-run` lists exactly what the archive would hold and what is left out and why.
     /// Exits 0 on success, 2 on error (for example a size cap exceeded).
     Pack(PackArgs),
-    /// Sign in to a hosted server: stores its API key in the OS keychain.
+    /// Sign in to a hosted server in the browser (OAuth), or with an API key.
     ///
-    /// The key is read from standard input, never from the command line. Exits 0 when the
-    /// server accepted it, 1 when it rejected it or could not be reached, 2 on error.
+    /// Without --api-key-stdin it opens the server's sign-in page in the browser (the URL is
+    /// also printed, for machines without one) and waits up to 5 minutes for it to come
+    /// back to testrelay on 127.0.0.1. Set TESTRELAY_BROWSER to a program to open the URL
+    /// with instead (run directly with the URL as its one argument). Tokens or the key go
+    /// to the OS keychain (or the opt-in file store) and are refreshed automatically. Exits
+    /// 0 when the server accepted the credential, 1 when sign-in failed, it rejected the
+    /// credential or could not be reached, 2 on error.
     Login(LoginArgs),
     /// Forget the stored credential of a hosted server.
     Logout(ServerArg),
@@ -214,7 +219,8 @@ pub struct LoginArgs {
     /// The server URL or name [default: the only configured server]
     pub server: Option<String>,
 
-    /// Read an API key from standard input (sent as `Authorization: Bearer`).
+    /// Read an API key from standard input (sent as `Authorization: Bearer`) instead of
+    /// signing in in the browser. The key is never read from the command line.
     #[arg(long)]
     pub api_key_stdin: bool,
 }

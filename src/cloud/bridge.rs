@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{CloudConfig, ServerSpec};
 use super::credentials::Credentials;
 use super::error::CloudError;
+use super::oauth::{self, AuthStyle, Credential};
 use super::upstream::{self, Upstream, UpstreamHandler};
 
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -52,6 +53,7 @@ struct ServerConn {
     client: RwLock<Option<Arc<Upstream>>>,
     tools: RwLock<Vec<Tool>>,
     described: RwLock<Option<String>>,
+    auth: RwLock<Option<AuthStyle>>,
     kick: Notify,
 }
 
@@ -80,6 +82,9 @@ pub struct ServerReport {
     pub server: Option<String>,
     /// Tools exposed from this server (after allow/deny filtering).
     pub tools: usize,
+    /// How testrelay signs in to it: `oauth` (browser sign-in) or `api_key`; null when
+    /// no credential is stored.
+    pub auth: Option<AuthStyle>,
     pub next_step: Option<String>,
 }
 
@@ -96,11 +101,12 @@ fn exposed_name(config: &CloudConfig, spec: &ServerSpec, tool: &str) -> String {
     }
 }
 
-fn next_step(spec: &ServerSpec, state: &ConnState) -> Option<String> {
+fn next_step(spec: &ServerSpec, state: &ConnState, auth: Option<AuthStyle>) -> Option<String> {
     let url = &spec.url;
     match state {
         ConnState::Connected | ConnState::Connecting => None,
-        ConnState::NotSignedIn => Some(format!("ask the user to run `testrelay login {url} --api-key-stdin` in a terminal; testrelay picks the credential up within {}s", LOGIN_POLL.as_secs())),
+        ConnState::NotSignedIn => Some(format!("ask the user to run `testrelay login {url}` in a terminal (browser sign-in; or `--api-key-stdin` with an API key); testrelay picks the credential up within {}s", LOGIN_POLL.as_secs())),
+        ConnState::Rejected if auth == Some(AuthStyle::Oauth) => Some(format!("the sign-in was revoked or has expired: ask the user to run `testrelay login {url}` in a terminal to sign in again in the browser")),
         ConnState::Rejected => Some(format!("the stored credential was rejected: ask the user to run `testrelay login {url} --api-key-stdin` with a valid key")),
         ConnState::Unreachable => Some("check the network and the server URL; testrelay keeps retrying with backoff, and local tools keep working".into()),
         ConnState::StoreFailed => Some("fix the credential store (see error), or opt in to a 0600 file with --credential-store file, then log in again".into()),
@@ -118,6 +124,7 @@ impl Bridge {
                 client: RwLock::new(None),
                 tools: RwLock::new(Vec::new()),
                 described: RwLock::new(None),
+                auth: RwLock::new(None),
                 kick: Notify::new(),
             })
             .collect();
@@ -201,10 +208,12 @@ impl Bridge {
         let mut out = Vec::new();
         for s in &self.inner.servers {
             let (state, error) = s.state.read().await.clone();
+            let auth = *s.auth.read().await;
             out.push(ServerReport {
                 name: s.spec.name.clone(),
                 url: s.spec.url.to_string(),
-                next_step: next_step(&s.spec, &state),
+                next_step: next_step(&s.spec, &state, auth),
+                auth,
                 state,
                 error,
                 server: s.described.read().await.clone(),
@@ -240,12 +249,17 @@ impl BridgeInner {
         let kind = self.config.credential_store;
         let dir = self.file_dir.clone();
         let url = spec.url.clone();
-        let key = tokio::task::spawn_blocking(move || {
-            Credentials::open(kind, &dir).and_then(|c| c.get(&url))
+        let found = tokio::task::spawn_blocking(move || {
+            let creds = Arc::new(Credentials::open(kind, &dir)?);
+            oauth::lookup(creds, &url, &oauth::default_lock_dir(&dir))
         })
         .await;
-        let key = match key {
-            Ok(Ok(Some(k))) => k,
+        *self.servers[i].auth.write().await = match &found {
+            Ok(Ok(Some(c))) => Some(c.style()),
+            _ => None,
+        };
+        let credential = match found {
+            Ok(Ok(Some(c))) => c,
             Ok(Ok(None)) => {
                 self.set_state(
                     i,
@@ -270,7 +284,14 @@ impl BridgeInner {
             bridge: Arc::downgrade(self),
             server: i,
         };
-        match upstream::connect(&spec.url, Some(&key), handler).await {
+        let connected = match credential {
+            Credential::ApiKey(key) => upstream::connect(&spec.url, Some(&key), handler).await,
+            Credential::OAuth(store) => oauth::connect(&spec.url, store, handler).await,
+            Credential::OAuthRejected => Err(CloudError::Unauthorized {
+                url: spec.url.to_string(),
+            }),
+        };
+        match connected {
             Ok(client) => {
                 let client = Arc::new(client);
                 *self.servers[i].described.write().await = Some(upstream::describe(&client));
@@ -280,7 +301,12 @@ impl BridgeInner {
                 ConnState::Connected
             }
             Err(CloudError::Unauthorized { url }) => {
-                let msg = format!("{url} rejected the stored credential (HTTP 401)");
+                let msg = match *self.servers[i].auth.read().await {
+                    Some(AuthStyle::Oauth) => {
+                        format!("{url} rejected the OAuth sign-in (revoked or expired)")
+                    }
+                    _ => format!("{url} rejected the stored credential (HTTP 401)"),
+                };
                 self.set_state(i, ConnState::Rejected, Some(msg)).await;
                 ConnState::Rejected
             }
@@ -419,7 +445,8 @@ impl BridgeInner {
         let Some(client) = server.client.read().await.clone() else {
             let (state, error) = server.state.read().await.clone();
             let why = error.unwrap_or_else(|| format!("{state:?}"));
-            let next = next_step(&server.spec, &state).unwrap_or_default();
+            let next =
+                next_step(&server.spec, &state, *server.auth.read().await).unwrap_or_default();
             return CallToolResult::error(vec![ContentBlock::text(format!(
                 "cloud server {} is not available: {why}. {next}",
                 server.spec.name

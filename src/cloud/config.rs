@@ -53,7 +53,7 @@ pub fn default_config_file() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("testrelay").join("config.toml"))
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(super) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

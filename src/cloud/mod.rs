@@ -2,6 +2,7 @@
 //!
 //! `config` says which servers to bridge; `credentials` keeps their API keys in the OS
 //! keychain (or an opt-in 0600 file); `upstream` is one Streamable HTTP connection;
+//! `oauth` is browser sign-in and the OAuth connection (rmcp does the protocol);
 //! `bridge` keeps connections alive in the background and forwards tool calls. Only this
 //! module speaks HTTP. Credentials never reach logs, tool output or command lines.
 
@@ -9,12 +10,17 @@ mod bridge;
 mod config;
 mod credentials;
 mod error;
+mod oauth;
 mod upstream;
 
 pub use bridge::{Bridge, ConnState, ServerReport};
 pub use config::{CloudConfig, ServerSpec, default_config_file, parse_server_url};
-pub use credentials::{Credentials, Secret, StoreKind, default_file_dir};
+pub use credentials::{Credentials, Kind as CredentialKind, Secret, StoreKind, default_file_dir};
 pub use error::CloudError;
+pub use oauth::{
+    AuthStyle, LOGIN_TIMEOUT, OAuthStore, connect as connect_oauth, default_lock_dir, sign_in,
+    validate_authorization_url,
+};
 pub use upstream::{
     UpstreamHandler, connect as connect_upstream, describe as describe_upstream, init_tls,
     list_tools as list_upstream_tools,

@@ -74,7 +74,7 @@ pub type Upstream = RunningService<RoleClient, UpstreamHandler>;
 /// tool call costs far more than anything else on the path. `TCP_NODELAY` avoids the
 /// delayed-ACK stall that made the default give up pooling. Redirects are followed only
 /// within the same origin, so the credential never travels elsewhere.
-fn http_client() -> reqwest::Client {
+pub(super) fn http_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
@@ -108,6 +108,20 @@ pub async fn connect(
         config = config.auth_header(key.expose());
     }
     let transport = StreamableHttpClientTransport::with_client(http_client(), config);
+    initialize(url, handler, transport).await
+}
+
+/// Run the MCP handshake over `transport` (API key or OAuth), bounded by the connect
+/// timeout; a 401 becomes [`CloudError::Unauthorized`].
+pub(super) async fn initialize<T, E, A>(
+    url: &Url,
+    handler: UpstreamHandler,
+    transport: T,
+) -> Result<Upstream, CloudError>
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
     match tokio::time::timeout(CONNECT_TIMEOUT, handler.serve(transport)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) if e.is_authorization_required() => Err(CloudError::Unauthorized {

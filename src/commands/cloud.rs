@@ -56,11 +56,7 @@ pub async fn login(ctx: AppContext, a: LoginArgs) -> ExitCode {
         }
     };
     if !a.api_key_stdin {
-        printer.error(&format!(
-            "browser sign-in is not available yet: pipe an API key instead, e.g. `testrelay login {} --api-key-stdin < key.txt`",
-            spec.url
-        ));
-        return ExitCode::from(2);
+        return browser_login(cfg.credential_store, &spec, &mut printer).await;
     }
     let mut key = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut key) {
@@ -114,6 +110,64 @@ pub async fn login(ctx: AppContext, a: LoginArgs) -> ExitCode {
         }
         Err(e) => {
             printer.text(&format!("stored the key in the {described}, but {e}\n"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `testrelay login URL` without a key: OAuth in the browser, then a check that the
+/// server accepts the new token. Only the authorization URL is printed (to stderr).
+async fn browser_login(kind: StoreKind, spec: &ServerSpec, printer: &mut Printer) -> ExitCode {
+    let store = match open_store(kind).await {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            printer.error(&e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    let described = store.describe().to_string();
+    let lock_dir = cloud::default_lock_dir(&cloud::default_file_dir());
+    let oauth = cloud::OAuthStore::new(store.clone(), &spec.url, &lock_dir);
+    let wait = std::env::var("TESTRELAY_LOGIN_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or(cloud::LOGIN_TIMEOUT);
+    if let Err(e) = cloud::sign_in(&spec.url, oauth.clone(), wait, |m| printer.note(m)).await {
+        printer.error(&e.to_string());
+        return ExitCode::from(1);
+    }
+    // An API key stored earlier would win over the new sign-in; the user chose OAuth.
+    let url = spec.url.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || store.delete_kind(&url, cloud::CredentialKind::ApiKey))
+            .await;
+    let verdict = async {
+        let client =
+            cloud::connect_oauth(&spec.url, oauth, cloud::UpstreamHandler::detached()).await?;
+        let described = cloud::describe_upstream(&client);
+        let tools = cloud::list_upstream_tools(&client)
+            .await
+            .map_err(|reason| CloudError::Connect {
+                url: spec.url.to_string(),
+                reason,
+            })?;
+        let _ = client.cancel().await;
+        Ok::<_, CloudError>((described, tools.len()))
+    }
+    .await;
+    match verdict {
+        Ok((server, tools)) => {
+            printer.text(&format!(
+                "signed in to {} with OAuth ({server}, {tools} tools); the tokens are in the {described}\n",
+                spec.url
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            printer.text(&format!(
+                "signed in with OAuth and stored the tokens in the {described}, but {e}\n"
+            ));
             ExitCode::from(1)
         }
     }
@@ -181,6 +235,11 @@ pub async fn status(ctx: AppContext) -> ExitCode {
         out.push_str(&format!("{mark} {} {} ({state})", r.name, r.url));
         if let Some(s) = &r.server {
             out.push_str(&format!(": {s}, {} tools", r.tools));
+        }
+        match r.auth {
+            Some(cloud::AuthStyle::Oauth) => out.push_str(", signed in with oauth"),
+            Some(cloud::AuthStyle::ApiKey) => out.push_str(", signed in with an api key"),
+            None => {}
         }
         out.push('\n');
         if let Some(e) = &r.error {

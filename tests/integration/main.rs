@@ -6,6 +6,7 @@ mod cloud;
 mod deliver;
 mod jest;
 mod jobs;
+mod oauth;
 mod playwright;
 mod protocol;
 mod supervisor;

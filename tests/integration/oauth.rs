@@ -1,0 +1,486 @@
+//! Browser (OAuth) sign-in against a small fake authorization server and a protected MCP
+//! resource on loopback: `testrelay login URL` through a scripted "browser", the bridge
+//! on the stored tokens, a silent refresh with rotation, and a revoked grant.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
+use rmcp::transport::TokioChildProcess;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpService, session::local::LocalSessionManager,
+};
+use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::support::BIN;
+
+#[derive(Clone)]
+struct Resource {
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct WhoArgs {
+    /// Who asks.
+    name: String,
+}
+
+#[tool_router]
+impl Resource {
+    /// Greets the caller.
+    #[tool]
+    async fn whoami(&self, Parameters(a): Parameters<WhoArgs>) -> String {
+        format!("hello {} from the protected server", a.name)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Resource {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(rmcp::model::Implementation::new("protected", "1.0.0"))
+    }
+}
+
+/// What the fake authorization server knows.
+#[derive(Default)]
+struct AsState {
+    base: String,
+    counter: u64,
+    /// code → (PKCE challenge, redirect URI)
+    codes: HashMap<String, (String, String)>,
+    /// access token → grant
+    access: HashMap<String, u64>,
+    /// current refresh token → grant
+    refresh: HashMap<String, u64>,
+    revoked: HashSet<u64>,
+    /// Every token issued, to check that none leaks.
+    issued: Vec<String>,
+    refreshes: usize,
+    registered: usize,
+}
+
+type Shared = Arc<Mutex<AsState>>;
+
+fn new_token(s: &mut AsState, prefix: &str) -> String {
+    s.counter += 1;
+    let t = format!("{prefix}-{}-{:x}", s.counter, rand_suffix(s.counter));
+    s.issued.push(t.clone());
+    t
+}
+
+fn rand_suffix(n: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    now.wrapping_mul(6364136223846793005).wrapping_add(n)
+}
+
+async fn prm(State(s): State<Shared>) -> Json<Value> {
+    let base = s.lock().unwrap().base.clone();
+    Json(json!({
+        "resource": format!("{base}/mcp"),
+        "authorization_servers": [base],
+        "scopes_supported": ["mcp"],
+        "bearer_methods_supported": ["header"],
+    }))
+}
+
+async fn as_metadata(State(s): State<Shared>) -> Json<Value> {
+    let base = s.lock().unwrap().base.clone();
+    Json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "registration_endpoint": format!("{base}/register"),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "authorization_response_iss_parameter_supported": true,
+        "scopes_supported": ["mcp"],
+    }))
+}
+
+async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut s = s.lock().unwrap();
+    s.registered += 1;
+    let id = format!("client-{}", s.registered);
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "client_id": id,
+            "client_name": body["client_name"],
+            "redirect_uris": body["redirect_uris"],
+            "token_endpoint_auth_method": "none",
+        })),
+    )
+        .into_response()
+}
+
+async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut s = s.lock().unwrap();
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
+        return (StatusCode::BAD_REQUEST, "PKCE S256 required").into_response();
+    }
+    let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"));
+    let code = new_token(&mut s, "code");
+    s.codes.insert(
+        code.clone(),
+        (
+            q.get("code_challenge").cloned().unwrap_or_default(),
+            redirect.clone(),
+        ),
+    );
+    let mut to = url::Url::parse(&redirect).unwrap();
+    to.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", q.get("state").map(String::as_str).unwrap_or(""))
+        .append_pair("iss", &s.base);
+    (StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+fn issue(s: &mut AsState, grant: u64) -> Json<Value> {
+    let access = new_token(s, "at");
+    let refresh = new_token(s, "rt");
+    s.access.insert(access.clone(), grant);
+    s.refresh.insert(refresh.clone(), grant);
+    Json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "refresh_token": refresh,
+        "scope": "mcp",
+    }))
+}
+
+fn invalid_grant() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_grant"})),
+    )
+        .into_response()
+}
+
+async fn token(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) -> Response {
+    let mut s = s.lock().unwrap();
+    match f.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some((challenge, redirect)) = f.get("code").and_then(|c| s.codes.remove(c)) else {
+                return invalid_grant();
+            };
+            let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(verifier.as_bytes()));
+            if computed != challenge || f.get("redirect_uri") != Some(&redirect) {
+                return invalid_grant();
+            }
+            s.counter += 1;
+            let grant = s.counter;
+            issue(&mut s, grant).into_response()
+        }
+        Some("refresh_token") => {
+            let old = f.get("refresh_token").cloned().unwrap_or_default();
+            // Rotation: a refresh token works once.
+            let Some(grant) = s.refresh.remove(&old) else {
+                return invalid_grant();
+            };
+            if s.revoked.contains(&grant) {
+                return invalid_grant();
+            }
+            s.refreshes += 1;
+            issue(&mut s, grant).into_response()
+        }
+        _ => invalid_grant(),
+    }
+}
+
+async fn require_token(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let (ok, base) = {
+        let s = s.lock().unwrap();
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = token
+            .and_then(|t| s.access.get(t))
+            .is_some_and(|g| !s.revoked.contains(g));
+        (ok, s.base.clone())
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+        );
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            "unauthorized",
+        )
+            .into_response()
+    }
+}
+
+/// Start the fake AS + resource; returns its state and the MCP URL.
+async fn fake_oauth_cloud() -> (Shared, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state: Shared = Arc::new(Mutex::new(AsState {
+        base: base.clone(),
+        ..Default::default()
+    }));
+    let service: StreamableHttpService<Resource, LocalSessionManager> = StreamableHttpService::new(
+        || {
+            Ok(Resource {
+                tool_router: Resource::tool_router(),
+            })
+        },
+        Default::default(),
+        Default::default(),
+    );
+    let mcp =
+        Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ));
+    let app = Router::new()
+        .route("/.well-known/oauth-protected-resource/mcp", get(prm))
+        .route("/.well-known/oauth-authorization-server", get(as_metadata))
+        .route("/register", post(register))
+        .route("/authorize", get(authorize))
+        .route("/token", post(token))
+        .with_state(state.clone())
+        .merge(mcp);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (state, format!("{base}/mcp"))
+}
+
+/// The test "browser": GETs the URL and follows redirects (to the loopback callback).
+fn browser_script(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("browser.py");
+    std::fs::write(
+        &path,
+        "#!/usr/bin/env python3\nimport sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=30).read()\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path
+}
+
+fn browser_login(home: &std::path::Path, url: &str) -> (std::process::Output, String) {
+    let browser = browser_script(home);
+    let out = std::process::Command::new(BIN)
+        .args(["login", url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home)
+        .env("TESTRELAY_BROWSER", &browser)
+        .env("TESTRELAY_LOGIN_TIMEOUT", "60")
+        .env_remove("TESTRELAY_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out, said)
+}
+
+fn credential_file(home: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(home.join("testrelay/credentials"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a credential file")
+}
+
+fn assert_no_token(state: &Shared, text: &str, what: &str) {
+    for t in &state.lock().unwrap().issued {
+        assert!(
+            !text.contains(t.as_str()),
+            "{what} contains an issued token or code"
+        );
+    }
+}
+
+fn text(r: &rmcp::model::CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sign_in_then_bridge_refresh_and_revocation() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+
+    // Sign in through the scripted browser.
+    let h = home.path().to_path_buf();
+    let u = url.clone();
+    let (out, said) = tokio::task::spawn_blocking(move || browser_login(&h, &u))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("signed in to") && said.contains("OAuth") && said.contains("1 tools"),
+        "{said}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/authorize?"),
+        "the URL is always printed: {stderr}"
+    );
+    assert_no_token(&state, &said, "login output");
+    let file = credential_file(home.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let stored = std::fs::read_to_string(&file).unwrap();
+    let first_rt = state
+        .lock()
+        .unwrap()
+        .refresh
+        .keys()
+        .next()
+        .cloned()
+        .unwrap();
+    assert!(stored.contains(&first_rt), "the tokens were stored");
+
+    let status = tokio::process::Command::new(BIN)
+        .args(["status", "--server", &url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout).to_string();
+    assert_eq!(status.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("(connected)") && said.contains("signed in with oauth"),
+        "{said}"
+    );
+
+    // The IDE session uses the stored tokens.
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["--server", &url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("TESTRELAY_STATE_DIR", work.path())
+        .env("TESTRELAY_LOG", "debug");
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = stderr.unwrap();
+    let logs = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
+        s
+    });
+    let client = ().serve(transport).await.unwrap();
+    let mut found = false;
+    for _ in 0..100 {
+        let tools = client.list_all_tools().await.unwrap();
+        if tools.iter().any(|t| t.name == "whoami") {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "the upstream tool never appeared");
+    let call = |name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .call_tool(
+                    CallToolRequestParams::new(name)
+                        .with_arguments(json!({"name": "ada"}).as_object().cloned().unwrap()),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let r = call("whoami").await;
+    assert_eq!(text(&r), "hello ada from the protected server");
+
+    // The access token expires: one silent refresh, and the rotated token is persisted.
+    state.lock().unwrap().access.clear();
+    let r = call("whoami").await;
+    assert_eq!(
+        (text(&r).as_str(), r.is_error),
+        ("hello ada from the protected server", Some(false))
+    );
+    assert!(state.lock().unwrap().refreshes >= 1);
+    let stored = std::fs::read_to_string(&file).unwrap();
+    let current_rt = state
+        .lock()
+        .unwrap()
+        .refresh
+        .keys()
+        .next()
+        .cloned()
+        .unwrap();
+    assert!(
+        stored.contains(&current_rt) && !stored.contains(&first_rt),
+        "the rotated refresh token was not persisted"
+    );
+
+    // The grant is revoked: the next call fails, and the state says to sign in again.
+    {
+        let mut s = state.lock().unwrap();
+        let grants: Vec<u64> = s.access.values().copied().collect();
+        s.revoked.extend(grants);
+    }
+    let r = call("whoami").await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        let conn = client
+            .call_tool(CallToolRequestParams::new("test_connection"))
+            .await
+            .unwrap();
+        last = conn.structured_content.clone().unwrap();
+        if last["servers"][0]["state"] == "rejected" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(last["servers"][0]["state"], "rejected", "{last}");
+    assert_eq!(last["servers"][0]["auth"], "oauth", "{last}");
+    let next = last["servers"][0]["next_step"].as_str().unwrap();
+    assert!(next.contains(&format!("testrelay login {url}")), "{next}");
+    assert!(!next.contains("--api-key-stdin"), "{next}");
+
+    client.cancel().await.unwrap();
+    let logs = logs.await.unwrap();
+    assert_no_token(&state, &logs, "the serve logs");
+    assert_no_token(&state, &last.to_string(), "test_connection");
+}
