@@ -134,7 +134,10 @@ async fn browser_login(kind: StoreKind, spec: &ServerSpec, printer: &mut Printer
         .map(std::time::Duration::from_secs)
         .unwrap_or(cloud::LOGIN_TIMEOUT);
     if let Err(e) = cloud::sign_in(&spec.url, oauth.clone(), wait, |m| printer.note(m)).await {
-        printer.error(&e.to_string());
+        printer.error(&format!(
+            "{e}\n  (to use an API key instead: `testrelay login {} --api-key-stdin < key.txt`)",
+            spec.url
+        ));
         return ExitCode::from(1);
     }
     // An API key stored earlier would win over the new sign-in; the user chose OAuth.

@@ -484,3 +484,43 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
     assert_no_token(&state, &logs, "the serve logs");
     assert_no_token(&state, &last.to_string(), "test_connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_never_comes_back_times_out_with_the_url_printed() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(["login", &url, "--credential-store", "file"])
+            .env("XDG_CONFIG_HOME", &h)
+            // A "browser" that opens nothing, as on a headless machine.
+            .env("TESTRELAY_BROWSER", "true")
+            .env("TESTRELAY_LOGIN_TIMEOUT", "1")
+            .env_remove("TESTRELAY_SERVER")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/authorize?"), "{stderr}");
+    assert!(
+        stderr.contains("no sign-in came back within 1s") && stderr.contains("--api-key-stdin"),
+        "{stderr}"
+    );
+    assert!(
+        !home.path().join("testrelay/credentials").exists() || {
+            std::fs::read_dir(home.path().join("testrelay/credentials"))
+                .unwrap()
+                .all(|e| {
+                    !std::fs::read_to_string(e.unwrap().path())
+                        .unwrap()
+                        .contains("access_token")
+                })
+        }
+    );
+    assert_eq!(state.lock().unwrap().refreshes, 0);
+}
