@@ -1,6 +1,7 @@
 //! Browser (OAuth) sign-in against a small fake authorization server and a protected MCP
 //! resource on loopback: `testrelay login URL` through a scripted "browser", the bridge
-//! on the stored tokens, a silent refresh with rotation, and a revoked grant.
+//! on the stored tokens, a silent refresh with rotation, two processes sharing one rotating
+//! refresh token, a revoked grant, and a browser that never comes back.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
@@ -67,6 +68,9 @@ struct AsState {
     /// current refresh token → grant
     refresh: HashMap<String, u64>,
     revoked: HashSet<u64>,
+    /// Refresh tokens already rotated away: presenting one again revokes the grant, as
+    /// real authorization servers do.
+    spent: HashMap<String, u64>,
     /// Every token issued, to check that none leaks.
     issued: Vec<String>,
     refreshes: usize,
@@ -180,6 +184,10 @@ fn invalid_grant() -> Response {
 }
 
 async fn token(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) -> Response {
+    if f.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        // Slow refreshes make two unsynchronised processes overlap for sure.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let mut s = s.lock().unwrap();
     match f.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -198,10 +206,15 @@ async fn token(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) 
         }
         Some("refresh_token") => {
             let old = f.get("refresh_token").cloned().unwrap_or_default();
+            if let Some(grant) = s.spent.get(&old).copied() {
+                s.revoked.insert(grant);
+                return invalid_grant();
+            }
             // Rotation: a refresh token works once.
             let Some(grant) = s.refresh.remove(&old) else {
                 return invalid_grant();
             };
+            s.spent.insert(old, grant);
             if s.revoked.contains(&grant) {
                 return invalid_grant();
             }
@@ -523,4 +536,60 @@ async fn a_browser_that_never_comes_back_times_out_with_the_url_printed() {
         }
     );
     assert_eq!(state.lock().unwrap().refreshes, 0);
+}
+
+/// An IDE session of `testrelay` bridging `url`, once its upstream tool is listed.
+async fn session(
+    home: &std::path::Path,
+    work: &std::path::Path,
+    url: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["--server", url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home)
+        .env("TESTRELAY_STATE_DIR", work);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = ().serve(transport).await.unwrap();
+    for _ in 0..100 {
+        let tools = client.list_all_tools().await.unwrap();
+        if tools.iter().any(|t| t.name == "whoami") {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the upstream tool never appeared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_refresh_one_rotating_token_without_spending_it_twice() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let (w1, w2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (h, u) = (home.path().to_path_buf(), url.clone());
+    let (out, said) = tokio::task::spawn_blocking(move || browser_login(&h, &u))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let a = session(home.path(), w1.path(), &url).await;
+    let b = session(home.path(), w2.path(), &url).await;
+
+    // Both processes find their access token rejected at the same moment.
+    state.lock().unwrap().access.clear();
+    let args = json!({"name": "ada"}).as_object().cloned().unwrap();
+    let (ra, rb) = tokio::join!(
+        a.call_tool(CallToolRequestParams::new("whoami").with_arguments(args.clone())),
+        b.call_tool(CallToolRequestParams::new("whoami").with_arguments(args)),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let s = state.lock().unwrap();
+    assert!(s.revoked.is_empty(), "a refresh token was spent twice");
+    assert!(s.refreshes >= 2, "{} refreshes", s.refreshes);
+    drop(s);
+    assert_eq!(text(&ra), "hello ada from the protected server");
+    assert_eq!(text(&rb), "hello ada from the protected server");
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
 }
