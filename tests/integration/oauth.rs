@@ -584,10 +584,11 @@ async fn two_processes_refresh_one_rotating_token_without_spending_it_twice() {
         b.call_tool(CallToolRequestParams::new("whoami").with_arguments(args)),
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    let s = state.lock().unwrap();
-    assert!(s.revoked.is_empty(), "a refresh token was spent twice");
-    assert!(s.refreshes >= 2, "{} refreshes", s.refreshes);
-    drop(s);
+    {
+        let s = state.lock().unwrap();
+        assert!(s.revoked.is_empty(), "a refresh token was spent twice");
+        assert!(s.refreshes >= 2, "{} refreshes", s.refreshes);
+    }
     assert_eq!(text(&ra), "hello ada from the protected server");
     assert_eq!(text(&rb), "hello ada from the protected server");
     a.cancel().await.unwrap();
