@@ -62,8 +62,17 @@ pub(super) struct BridgeInner {
     file_dir: PathBuf,
     servers: Vec<ServerConn>,
     ide: OnceLock<Peer<RoleServer>>,
-    /// Upstream progress token → the IDE's token for the same call.
-    progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+    /// Upstream progress token → the IDE's token for the same call, and the channel of the
+    /// task forwarding that call (it sends the IDE the progress, in order, before the result).
+    progress: Mutex<
+        HashMap<
+            ProgressToken,
+            (
+                ProgressToken,
+                tokio::sync::mpsc::UnboundedSender<ProgressNotificationParam>,
+            ),
+        >,
+    >,
     /// Local tool names: an upstream tool never shadows one.
     reserved: HashSet<String>,
     started: OnceLock<()>,
@@ -421,15 +430,15 @@ impl BridgeInner {
     }
 
     pub(super) async fn relay_progress(&self, mut params: ProgressNotificationParam) {
-        let ide_token = self
+        let route = self
             .progress
             .lock()
             .expect("progress lock")
             .get(&params.progress_token)
             .cloned();
-        if let (Some(token), Some(ide)) = (ide_token, self.ide.get()) {
+        if let Some((token, tx)) = route {
             params.progress_token = token;
-            let _ = ide.notify_progress(params).await;
+            let _ = tx.send(params);
         }
     }
 
@@ -468,20 +477,40 @@ impl BridgeInner {
             Err(e) => return self.transport_failure(i, e.to_string()),
         };
         let (id, upstream_token) = (handle.id.clone(), handle.progress_token.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         if let Some(token) = ide_progress {
             self.progress
                 .lock()
                 .expect("progress lock")
-                .insert(upstream_token.clone(), token);
+                .insert(upstream_token.clone(), (token, tx));
         }
-        let outcome = tokio::select! {
-            r = handle.await_response() => Some(r),
-            _ = ide_cancel.cancelled() => None,
+        let ide = self.ide.get().cloned();
+        let response = handle.await_response();
+        tokio::pin!(response);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut response => break Some(r),
+                _ = ide_cancel.cancelled() => break None,
+                Some(p) = rx.recv() => if let Some(ide) = &ide {
+                    let _ = ide.notify_progress(p).await;
+                },
+            }
         };
+        // rmcp runs each notification handler as its own task, so progress the server sent
+        // just before its result may still be on its way: let those tasks run, then send the
+        // IDE what arrived, before the result goes out.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
         self.progress
             .lock()
             .expect("progress lock")
             .remove(&upstream_token);
+        while let Ok(p) = rx.try_recv() {
+            if let Some(ide) = &ide {
+                let _ = ide.notify_progress(p).await;
+            }
+        }
         match outcome {
             None => {
                 let _ = peer

@@ -158,6 +158,7 @@ async fn fake_cloud() -> String {
 struct Ide {
     changed: Arc<Notify>,
     progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    progressed: Arc<Notify>,
 }
 
 impl ClientHandler for Ide {
@@ -171,6 +172,7 @@ impl ClientHandler for Ide {
         _cx: NotificationContext<RoleClient>,
     ) {
         self.progress.lock().await.push(p);
+        self.progressed.notify_one();
     }
 }
 
@@ -347,15 +349,28 @@ async fn the_bridge_merges_upstream_tools_and_forwards_calls() {
         matches!(done, ServerResult::CallToolResult(ref r) if text(r) == "generated 3 tests"),
         "{done:?}"
     );
-    let progress = session.ide.progress.lock().await.clone();
-    assert_eq!(
-        progress
+    // The IDE side runs each notification handler as its own task (rmcp): wait, bounded,
+    // for all three to be handled.
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = session
+            .ide
+            .progress
+            .lock()
+            .await
             .iter()
             .filter(|p| p.progress_token == token)
-            .count(),
-        3,
-        "{progress:?}"
-    );
+            .count();
+        if seen >= 3 {
+            break;
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            session.ide.progressed.notified(),
+        )
+        .await;
+    }
+    assert_eq!(seen, 3, "{:?}", session.ide.progress.lock().await);
 
     // An upstream list change reaches the IDE.
     session.call("enable_more", json!({})).await;
