@@ -7,6 +7,7 @@
 
 mod bridge;
 mod config;
+pub mod contract;
 mod credentials;
 mod error;
 mod upstream;
