@@ -1,0 +1,173 @@
+//! The hybrid tools: local work plus the hosted service's contract tools. Each is listed
+//! only while a connected upstream offers every contract tool it calls
+//! ([`required_upstream_tools`]); the work itself is in `crate::hybrid`, shared with the CLI.
+
+use rmcp::handler::server::wrapper::{Json, Parameters};
+use rmcp::model::ProgressNotificationParam;
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde::Deserialize;
+
+use super::tools::TestRelayServer;
+use crate::cloud::contract;
+use crate::hybrid::{
+    self, CreateProjectOutcome, CreateProjectRequest, ProgressFn, ReportOutcome, ReportRequest,
+};
+
+/// The upstream tools a hybrid tool calls; empty for a name that is not a hybrid tool.
+pub fn required_upstream_tools(tool: &str) -> &'static [&'static str] {
+    match tool {
+        "create_project_from_current_codebase" => contract::CREATE_PROJECT_TOOLS,
+        "report_test_results" => contract::REPORT_TOOLS,
+        "execute_test_case_directly" => contract::SCRIPT_TOOLS,
+        "create_tests_for_specific_feature" => contract::FEATURE_TOOLS,
+        _ => &[],
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct CreateProjectParams {
+    /// The new project's name, e.g. the repository name.
+    pub name: String,
+    /// What the application does, in a sentence or two; helps the service write relevant tests.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// AI provider the service should use (e.g. `openai`, `anthropic`); the service's default when omitted.
+    #[serde(default)]
+    pub ai_provider: Option<String>,
+    /// AI model the service should use; the service's default when omitted.
+    #[serde(default)]
+    pub ai_model: Option<String>,
+    /// The least number of test cases the service should generate.
+    #[serde(default)]
+    pub minimum_test_cases: Option<u32>,
+    /// The workspace directory to package; defaults to the configured workspace, the IDE's workspace folder, or the current directory.
+    #[serde(default)]
+    pub workspace_path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReportParams {
+    /// The finished local run whose results to report (from run_tests or execute_test_case_directly).
+    pub job_id: String,
+    /// The cloud project the test cases belong to.
+    pub project_id: String,
+    /// A name for the run as it appears in the cloud, e.g. `local run before merge`.
+    pub run_name: String,
+    /// A longer description of the run.
+    #[serde(default)]
+    pub run_description: Option<String>,
+    /// A screenshot file inside the workspace to attach to failed cases that have no screenshot of their own.
+    #[serde(default)]
+    pub screenshot_path: Option<String>,
+    /// Leave unset on the first call: it returns exactly what would be sent and sends nothing. Set true only after the user has seen that preview and agreed to send it.
+    #[serde(default)]
+    pub confirm: Option<bool>,
+}
+
+/// Relays progress to the client while the returned callback lives, when the request
+/// carried a progress token.
+fn progress_relay(ctx: &RequestContext<RoleServer>) -> Box<dyn Fn(u64, u64, String) + Send + Sync> {
+    let Some(token) = ctx.meta.get_progress_token() else {
+        return Box::new(|_, _, _| {});
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64, String)>();
+    let peer = ctx.peer.clone();
+    tokio::spawn(async move {
+        while let Some((done, total, msg)) = rx.recv().await {
+            let note = ProgressNotificationParam::new(token.clone(), done as f64)
+                .with_total(total as f64)
+                .with_message(msg);
+            let _ = peer.notify_progress(note).await;
+        }
+    });
+    Box::new(move |done, total, msg| {
+        let _ = tx.send((done, total, msg));
+    })
+}
+
+#[tool_router(router = hybrid_router, vis = "pub(super)")]
+impl TestRelayServer {
+    /// Create a project in the hosted test-management service from this codebase. Packages the workspace locally (following .gitignore; secrets, dependencies and build output are never included), uploads the archive in chunks with progress, and asks the service to create a project from it and generate test cases. Returns the project (with its project_id) and exactly what was sent: file count, bytes, estimated tokens, and every file left out as a secret (path and reason). Call preview_workspace_package first if the user wants to see the file list before anything leaves the machine.
+    #[tool(annotations(
+        title = "Create cloud project from this codebase",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn create_project_from_current_codebase(
+        &self,
+        Parameters(p): Parameters<CreateProjectParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<CreateProjectOutcome>, String> {
+        let root = self
+            .workspace_root(p.workspace_path.as_deref(), &ctx.peer)
+            .await?;
+        let relay = progress_relay(&ctx);
+        let progress: ProgressFn<'_> = &*relay;
+        let req = CreateProjectRequest {
+            name: p.name,
+            description: p.description,
+            ai_provider: p.ai_provider,
+            ai_model: p.ai_model,
+            minimum_test_cases: p.minimum_test_cases,
+        };
+        hybrid::create_project(
+            &self.ctx.bridge,
+            root,
+            self.ctx.registry.store().root(),
+            req,
+            progress,
+            ctx.ct.clone(),
+        )
+        .await
+        .map(Json)
+        .map_err(|e| e.to_string())
+    }
+
+    /// Report a finished local test run's results to the hosted service, as a new run of the given project: each local test whose name carries a cloud test case id (like TC-42), or the run's own cloud test case for runs started by execute_test_case_directly, becomes that case's result with its status, the failure message as notes, and a failure screenshot. Never call this on your own initiative: the first call (without confirm) sends nothing and returns exactly what would be sent; show that to the user, and only if they agree call again with confirm: true. A report interrupted by a network failure is kept locally and finished on the next call (or `testrelay sync`) without duplicating results.
+    #[tool(annotations(
+        title = "Report test results to the cloud",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = true
+    ))]
+    async fn report_test_results(
+        &self,
+        Parameters(p): Parameters<ReportParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ReportOutcome>, String> {
+        let view = self
+            .ctx
+            .registry
+            .view(&p.job_id)
+            .map_err(|e| e.to_string())?;
+        let screenshot_path = match p.screenshot_path.as_deref() {
+            Some(path) => {
+                let root = self.workspace_root(None, &ctx.peer).await?;
+                Some(root.resolve_inside(path).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
+        let req = ReportRequest {
+            project_id: p.project_id,
+            run_name: p.run_name,
+            run_description: p.run_description,
+            screenshot_path,
+            job_case_id: view.record.cloud_test_case_id.clone(),
+            confirm: p.confirm.unwrap_or(false),
+        };
+        hybrid::report_job(
+            &self.ctx.bridge,
+            self.ctx.registry.store().root(),
+            &view,
+            req,
+            ctx.ct.clone(),
+        )
+        .await
+        .map(Json)
+        .map_err(|e| e.to_string())
+    }
+}
