@@ -7,11 +7,14 @@
 
 mod project;
 mod report;
+mod script;
 
 pub use project::{CreateProjectOutcome, CreateProjectRequest, ExcludedSecret, create_project};
 pub use report::{
     CasePreview, ReportOutcome, ReportRequest, SyncOutcome, find_case_id, report_job, sync_outbox,
 };
+
+pub use script::{ExecuteRequest, Executed, execute_case};
 
 /// Progress of a long step: (done, total, message).
 pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64, String) + Send + Sync);

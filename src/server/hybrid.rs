@@ -11,8 +11,11 @@ use serde::Deserialize;
 use super::tools::TestRelayServer;
 use crate::cloud::contract;
 use crate::hybrid::{
-    self, CreateProjectOutcome, CreateProjectRequest, ProgressFn, ReportOutcome, ReportRequest,
+    self, CreateProjectOutcome, CreateProjectRequest, ExecuteRequest, ProgressFn, ReportOutcome,
+    ReportRequest,
 };
+use crate::jobs::JobStatus;
+use crate::runners::Framework;
 
 /// The upstream tools a hybrid tool calls; empty for a name that is not a hybrid tool.
 pub fn required_upstream_tools(tool: &str) -> &'static [&'static str] {
@@ -63,6 +66,34 @@ pub struct ReportParams {
     /// Leave unset on the first call: it returns exactly what would be sent and sends nothing. Set true only after the user has seen that preview and agreed to send it.
     #[serde(default)]
     pub confirm: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ExecuteParams {
+    /// The cloud test case to run, e.g. `TC-42`.
+    pub test_case_id: String,
+    /// The framework the script is for: pytest, jest or playwright. The project must be set up for it (check_test_environment says what is missing).
+    pub framework: Framework,
+    /// The project directory to run in (inside the workspace); defaults to the workspace.
+    #[serde(default)]
+    pub working_directory: Option<String>,
+    /// Stop the run after this many seconds (1 to 3600; default 600).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ExecuteResult {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub test_case_id: String,
+    pub framework: Framework,
+    pub project_dir: String,
+    /// Where the script was written; testrelay removes it when the run ends.
+    pub script_path: String,
+    /// The runner command, for display.
+    pub command: String,
+    pub next_step: String,
 }
 
 /// Relays progress to the client while the returned callback lives, when the request
@@ -169,5 +200,48 @@ impl TestRelayServer {
         .await
         .map(Json)
         .map_err(|e| e.to_string())
+    }
+
+    /// Run one cloud test case here: fetches the case's automation script from the hosted service for the given framework, writes it into the project under a testrelay-owned name (never over an existing file; removed when the run ends), and starts it as an ordinary background run. Returns the job_id at once: follow it with get_test_execution_status, then (only if the user agrees) report_test_results, which maps the run's results to this test case.
+    #[tool(annotations(
+        title = "Run a cloud test case locally",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn execute_test_case_directly(
+        &self,
+        Parameters(p): Parameters<ExecuteParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ExecuteResult>, String> {
+        let (dir, stop) = self.project_dir(p.working_directory.as_deref())?;
+        let req = ExecuteRequest {
+            test_case_id: p.test_case_id.trim().to_string(),
+            framework: p.framework,
+            project_dir: dir,
+            stop_at: stop,
+            timeout: p
+                .timeout
+                .map(|s| std::time::Duration::from_secs(s.clamp(1, 3600))),
+            env: self.ctx.env.clone(),
+        };
+        let done = hybrid::execute_case(&self.ctx.bridge, &self.ctx.registry, req, ctx.ct.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = done.record;
+        Ok(Json(ExecuteResult {
+            next_step: format!(
+                "call get_test_execution_status with job_id={} and wait_seconds=30",
+                r.id
+            ),
+            job_id: r.id.to_string(),
+            status: r.status,
+            test_case_id: r.cloud_test_case_id.unwrap_or_default(),
+            framework: r.framework,
+            project_dir: r.project_dir.display().to_string(),
+            script_path: done.script_path.display().to_string(),
+            command: r.command,
+        }))
     }
 }

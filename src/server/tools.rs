@@ -91,7 +91,7 @@ impl TestRelayServer {
         workspace::resolve_root(&sources, self.ctx.env.home().as_deref()).map_err(|e| e.to_string())
     }
 
-    fn project_dir(
+    pub(super) fn project_dir(
         &self,
         path: Option<&str>,
     ) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>), String> {

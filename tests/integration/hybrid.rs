@@ -108,6 +108,12 @@ struct CompleteArgs {
 #[derive(Deserialize, schemars::JsonSchema)]
 struct Anything {}
 
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ScriptArgs {
+    test_case_id: String,
+    framework: String,
+}
+
 #[tool_router]
 impl FakeContract {
     /// Upload one chunk of the workspace archive.
@@ -228,6 +234,21 @@ impl FakeContract {
         ok(
             json!({"execution_id": a.execution_id, "status": "completed", "url": "https://cloud.example/runs/1"}),
         )
+    }
+
+    /// A pytest script for any case: it fails with a known message.
+    #[tool]
+    async fn get_test_script_for_execution(
+        &self,
+        Parameters(a): Parameters<ScriptArgs>,
+    ) -> CallToolResult {
+        if a.framework != "pytest" {
+            return fail("no script for that framework");
+        }
+        ok(json!({
+            "script": format!("def test_checkout():\n    assert False, 'cart empty for {}'\n", a.test_case_id),
+            "filename": "test_checkout.py",
+        }))
     }
 
     /// Something every server has.
@@ -551,6 +572,12 @@ async fn finished_job(session: &Session) -> String {
         .as_str()
         .unwrap()
         .to_string();
+    wait_failed(session, &job).await;
+    job
+}
+
+/// Wait for the job to end; it must have failed.
+async fn wait_failed(session: &Session, job: &str) {
     for _ in 0..10 {
         let st = session
             .call(
@@ -561,7 +588,7 @@ async fn finished_job(session: &Session) -> String {
         let v = st.structured_content.unwrap();
         if v["status"] == "failed" || v["status"] == "passed" {
             assert_eq!(v["status"], "failed", "{v}");
-            return job;
+            return;
         }
     }
     panic!("the run never finished");
@@ -633,4 +660,62 @@ async fn report_needs_confirmation_and_resumes_without_duplicates() {
         assert!(c.accepted.values().all(|n| *n == 1), "{:?}", c.accepted);
     }
     session.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_test_case_runs_the_script_as_a_job_and_reports_to_its_case() {
+    let s = setup(true).await;
+    let project = project_with_cases();
+    // A user file with testrelay's first-choice name: it must survive untouched.
+    let mine = project.path().join("test_testrelay_tc_7.py");
+    std::fs::write(&mine, "# mine\n").unwrap();
+    let session = s.serve(project.path()).await;
+    session.tools_with("execute_test_case_directly").await;
+
+    let r = session
+        .call(
+            "execute_test_case_directly",
+            json!({"test_case_id": "TC-7", "framework": "pytest", "timeout": 120}),
+        )
+        .await;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let v = r.structured_content.unwrap();
+    let script = std::path::PathBuf::from(v["script_path"].as_str().unwrap());
+    assert!(script.ends_with("test_testrelay_tc_7_1.py"), "{v}");
+    let job = v["job_id"].as_str().unwrap().to_string();
+    wait_failed(&session, &job).await;
+
+    let mut gone = false;
+    for _ in 0..50 {
+        if !script.exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the script was not removed after the run");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "# mine\n");
+
+    // The run's only test maps to the case it executed.
+    let r = session
+        .call(
+            "report_test_results",
+            json!({"job_id": job, "project_id": "proj-1", "run_name": "direct", "confirm": true}),
+        )
+        .await;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let v = r.structured_content.unwrap();
+    assert_eq!(v["status"], "reported", "{v}");
+    let c = s.cloud.lock().unwrap();
+    let (cases, done) = &c.executions["exec-1"];
+    assert!(done);
+    assert_eq!(cases["TC-7"].0, "failed");
+    assert!(
+        cases["TC-7"]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("cart empty for TC-7"),
+        "{cases:?}"
+    );
 }
