@@ -5,6 +5,7 @@
 //! two share one code path. Nothing here speaks HTTP (that is `cloud`) or spawns
 //! processes (that is `jobs`); file contents never reach a result, only paths and counts.
 
+mod feature;
 mod project;
 mod report;
 mod script;
@@ -14,6 +15,9 @@ pub use report::{
     CasePreview, ReportOutcome, ReportRequest, SyncOutcome, find_case_id, report_job, sync_outbox,
 };
 
+pub use feature::{
+    FeatureOutcome, FeatureRequest, SentFile, create_tests_for_feature, read_code_files,
+};
 pub use script::{ExecuteRequest, Executed, execute_case};
 
 /// Progress of a long step: (done, total, message).

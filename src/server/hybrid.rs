@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::tools::TestRelayServer;
 use crate::cloud::contract;
 use crate::hybrid::{
-    self, CreateProjectOutcome, CreateProjectRequest, ExecuteRequest, ProgressFn, ReportOutcome,
-    ReportRequest,
+    self, CreateProjectOutcome, CreateProjectRequest, ExecuteRequest, FeatureOutcome,
+    FeatureRequest, ProgressFn, ReportOutcome, ReportRequest,
 };
 use crate::jobs::JobStatus;
 use crate::runners::Framework;
@@ -94,6 +94,31 @@ pub struct ExecuteResult {
     /// The runner command, for display.
     pub command: String,
     pub next_step: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct FeatureParams {
+    /// The cloud project to add the tests to.
+    pub project_id: String,
+    /// What the feature does and what matters about it, in plain words.
+    pub feature_description: String,
+    /// The code files that implement the feature, relative to the workspace root (at most 50, 256 KiB each, 1 MiB in all). Files outside the workspace and secret files (.env, keys, files containing tokens) are refused.
+    pub code_files: Vec<String>,
+    /// Kinds of tests wanted, e.g. `functional`, `e2e`, `api`, `unit`.
+    #[serde(default)]
+    pub test_types: Option<Vec<String>>,
+    /// The least number of test cases to generate.
+    #[serde(default)]
+    pub minimum_test_cases: Option<u32>,
+    /// The suite the new test cases go into.
+    #[serde(default)]
+    pub suite_name: Option<String>,
+    /// AI provider the service should use; the service's default when omitted.
+    #[serde(default)]
+    pub ai_provider: Option<String>,
+    /// AI model the service should use; the service's default when omitted.
+    #[serde(default)]
+    pub ai_model: Option<String>,
 }
 
 /// Relays progress to the client while the returned callback lives, when the request
@@ -243,5 +268,35 @@ impl TestRelayServer {
             script_path: done.script_path.display().to_string(),
             command: r.command,
         }))
+    }
+
+    /// Generate cloud test cases for one feature from its code: reads the named code files from the workspace (only files inside it; secret files are refused, sizes are capped), sends them with the feature description to the hosted service, and returns the generated test cases (ids and titles) plus the list of files sent (paths and sizes, never content). Run them here with execute_test_case_directly.
+    #[tool(annotations(
+        title = "Create cloud tests for a feature",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn create_tests_for_specific_feature(
+        &self,
+        Parameters(p): Parameters<FeatureParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<FeatureOutcome>, String> {
+        let root = self.workspace_root(None, &ctx.peer).await?;
+        let req = FeatureRequest {
+            project_id: p.project_id,
+            feature_description: p.feature_description,
+            code_files: p.code_files,
+            test_types: p.test_types,
+            minimum_test_cases: p.minimum_test_cases,
+            suite_name: p.suite_name,
+            ai_provider: p.ai_provider,
+            ai_model: p.ai_model,
+        };
+        hybrid::create_tests_for_feature(&self.ctx.bridge, &root, req, ctx.ct.clone())
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
     }
 }

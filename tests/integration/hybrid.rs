@@ -48,6 +48,8 @@ struct Cloud {
     by_client_run: HashMap<String, String>,
     /// execution id → (test case → status, notes, screenshot bytes), completed.
     executions: HashMap<String, (CaseResults, bool)>,
+    /// The code files generate_tests_for_feature received.
+    feature_files: Vec<Value>,
     /// How many update calls were accepted for each (execution, case).
     accepted: HashMap<(String, String), usize>,
 }
@@ -107,6 +109,12 @@ struct CompleteArgs {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 struct Anything {}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct FeatureArgs {
+    project_id: String,
+    code_files: Vec<Value>,
+}
 
 #[derive(Deserialize, schemars::JsonSchema)]
 struct ScriptArgs {
@@ -249,6 +257,23 @@ impl FakeContract {
             "script": format!("def test_checkout():\n    assert False, 'cart empty for {}'\n", a.test_case_id),
             "filename": "test_checkout.py",
         }))
+    }
+
+    /// Generates one test case per code file; remembers the files it got.
+    #[tool]
+    async fn generate_tests_for_feature(
+        &self,
+        Parameters(a): Parameters<FeatureArgs>,
+    ) -> CallToolResult {
+        let mut c = self.cloud.lock().unwrap();
+        c.feature_files = a.code_files.clone();
+        let cases: Vec<Value> = a
+            .code_files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| json!({"test_case_id": format!("TC-{}", 100 + i), "title": format!("covers {}", f["path"])}))
+            .collect();
+        ok(json!({"suite_id": format!("{}-suite", a.project_id), "test_cases": cases}))
     }
 
     /// Something every server has.
@@ -718,4 +743,46 @@ async fn execute_test_case_runs_the_script_as_a_job_and_reports_to_its_case() {
             .contains("cart empty for TC-7"),
         "{cases:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_tests_get_the_named_files_and_never_secrets() {
+    let s = setup(true).await;
+    let ws = workspace_with_a_secret();
+    let session = s.serve(ws.path()).await;
+    session
+        .tools_with("create_tests_for_specific_feature")
+        .await;
+    let base = json!({"project_id": "proj-1", "feature_description": "adding numbers"});
+
+    for refused in [".env", "../outside.py", "node_modules/../../x.py"] {
+        let mut args = base.clone();
+        args["code_files"] = json!(["src/app.py", refused]);
+        let r = session
+            .call("create_tests_for_specific_feature", args)
+            .await;
+        assert_eq!(r.is_error, Some(true), "{refused} was accepted");
+    }
+    assert!(
+        s.cloud.lock().unwrap().feature_files.is_empty(),
+        "a refused request was sent"
+    );
+
+    let mut args = base.clone();
+    args["code_files"] = json!(["src/app.py", "README.md"]);
+    let r = session
+        .call("create_tests_for_specific_feature", args)
+        .await;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let v = r.structured_content.unwrap();
+    assert_eq!(
+        v["generated"]["test_cases"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    assert_eq!(v["files_sent"][0]["path"], "src/app.py");
+    let files = s.cloud.lock().unwrap().feature_files.clone();
+    assert_eq!(files[0]["path"], "src/app.py");
+    assert!(files[0]["content"].as_str().unwrap().contains("def add"));
+    session.client.cancel().await.unwrap();
 }
