@@ -276,6 +276,14 @@ impl FakeContract {
         ok(json!({"suite_id": format!("{}-suite", a.project_id), "test_cases": cases}))
     }
 
+    /// Starts offering the contract tools and says so.
+    #[tool]
+    async fn enable_contract(&self, peer: rmcp::Peer<rmcp::RoleServer>) -> String {
+        self.cloud.lock().unwrap().contract = true;
+        let _ = peer.notify_tool_list_changed().await;
+        "enabled".into()
+    }
+
     /// Something every server has.
     #[tool]
     async fn list_projects(&self, Parameters(_a): Parameters<Anything>) -> String {
@@ -295,14 +303,19 @@ impl ServerHandler for FakeContract {
             .tool_router
             .list_all()
             .into_iter()
-            .filter(|t| contract || t.name == "list_projects")
+            .filter(|t| contract || t.name == "list_projects" || t.name == "enable_contract")
             .collect();
         Ok(rmcp::model::ListToolsResult::with_all_items(tools))
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(rmcp::model::Implementation::new("fake-contract", "1.0.0"))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new("fake-contract", "1.0.0"))
     }
 }
 
@@ -569,6 +582,13 @@ async fn hybrid_tools_are_absent_when_the_cloud_lacks_the_contract() {
         .await;
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("test_connection"), "{}", text(&r));
+
+    // The upstream starts offering the contract: the IDE is told and the tools appear.
+    session.call("enable_contract", json!({})).await;
+    let names = session
+        .tools_with("create_project_from_current_codebase")
+        .await;
+    assert!(names.contains(&"report_test_results".to_string()));
     session.client.cancel().await.unwrap();
 }
 
@@ -627,6 +647,19 @@ async fn report_needs_confirmation_and_resumes_without_duplicates() {
     session.tools_with("report_test_results").await;
     let job = finished_job(&session).await;
     let args = json!({"job_id": job, "project_id": "proj-9", "run_name": "local"});
+
+    // The CLI without --confirm previews the same cases and sends nothing.
+    let out = s.cli(
+        &["cloud", "report", &job, "--project", "proj-9"],
+        project.path(),
+    );
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("TC-2 failed") && said.contains("nothing was sent"),
+        "{said}"
+    );
 
     // Without confirmation: a preview, nothing sent.
     let r = session.call("report_test_results", args.clone()).await;
@@ -785,4 +818,29 @@ async fn feature_tests_get_the_named_files_and_never_secrets() {
     assert_eq!(files[0]["path"], "src/app.py");
     assert!(files[0]["content"].as_str().unwrap().contains("def add"));
     session.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_a_project_and_syncs_an_empty_outbox() {
+    let s = setup(true).await;
+    let ws = workspace_with_a_secret();
+    let out = s.cli(&["cloud", "create-project", "--name", "demo"], ws.path());
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("created project proj-1"), "{said}");
+    assert!(said.contains("left out .env"), "{said}");
+    assert!(!said.contains("sk_live_"), "{said}");
+    assert_eq!(s.cloud.lock().unwrap().projects.len(), 1);
+
+    let out = s.cli(
+        &["cloud", "report", "no-such-job", "--project", "p"],
+        ws.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = s.cli(&["sync"], ws.path());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("outbox is empty"), "{said}");
 }
