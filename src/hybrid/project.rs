@@ -80,17 +80,6 @@ pub async fn create_project(
     .await
     .map_err(|e| HybridError::Invalid(format!("packaging the workspace failed: {e}")))??;
     let listing = &summary.listing;
-    progress(
-        0,
-        1,
-        format!(
-            "packaged {} files, {} bytes (about {} tokens) into a {} byte archive",
-            listing.files.len(),
-            listing.total_bytes,
-            listing.est_tokens,
-            summary.archive_bytes
-        ),
-    );
     let bytes = std::fs::read(&summary.path).map_err(|e| HybridError::io("read", &summary.path, e));
     let _ = std::fs::remove_file(&summary.path);
     let bytes = bytes?;
@@ -106,6 +95,18 @@ pub async fn create_project(
         bytes.chunks(CHUNK_BYTES).collect()
     };
     let count = pieces.len() as u64;
+    // Progress only ever increases: packaging is step 1, chunk i is step i + 2.
+    progress(
+        1,
+        count + 1,
+        format!(
+            "packaged {} files, {} bytes (about {} tokens) into a {} byte archive",
+            listing.files.len(),
+            listing.total_bytes,
+            listing.est_tokens,
+            summary.archive_bytes
+        ),
+    );
     let mut retried = 0;
     for (index, piece) in pieces.iter().enumerate() {
         let last = index as u64 + 1 == count;
@@ -129,8 +130,8 @@ pub async fn create_project(
                 contract::call(bridge, UPLOAD_CODEBASE_CHUNK, &args, cancel.clone()).await?;
         }
         progress(
-            index as u64 + 1,
-            count,
+            index as u64 + 2,
+            count + 1,
             format!("uploaded chunk {} of {count}", index + 1),
         );
     }
