@@ -68,7 +68,8 @@ pub struct CasePreview {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ReportOutcome {
-    /// `needs_confirmation` (nothing sent yet), `reported`, or `already_reported`.
+    /// `needs_confirmation` (nothing sent yet), `declined` (the user said no when asked;
+    /// nothing sent), `reported`, or `already_reported`.
     pub status: String,
     pub job_id: String,
     pub project_id: String,

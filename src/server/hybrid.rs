@@ -121,6 +121,17 @@ pub struct FeatureParams {
     pub ai_model: Option<String>,
 }
 
+/// The user's answer when the client can ask them directly (MCP elicitation).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SendConfirmation {
+    /// Send these results to the cloud.
+    pub send: bool,
+}
+rmcp::elicit_safe!(SendConfirmation);
+
+/// How long the user has to answer the confirmation question.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Relays progress to the client while the returned callback lives, when the request
 /// carried a progress token.
 fn progress_relay(ctx: &RequestContext<RoleServer>) -> Box<dyn Fn(u64, u64, String) + Send + Sync> {
@@ -182,7 +193,7 @@ impl TestRelayServer {
         .map_err(|e| e.to_string())
     }
 
-    /// Report a finished local test run's results to the hosted service, as a new run of the given project: each local test whose name carries a cloud test case id (like TC-42), or the run's own cloud test case for runs started by execute_test_case_directly, becomes that case's result with its status, the failure message as notes, and a failure screenshot. Never call this on your own initiative: the first call (without confirm) sends nothing and returns exactly what would be sent; show that to the user, and only if they agree call again with confirm: true. A report interrupted by a network failure is kept locally and finished on the next call (or `testrelay sync`) without duplicating results.
+    /// Report a finished local test run's results to the hosted service, as a new run of the given project: each local test whose name carries a cloud test case id (like TC-42), or the run's own cloud test case for runs started by execute_test_case_directly, becomes that case's result with its status, the failure message as notes, and a failure screenshot. Never call this on your own initiative: the first call (without confirm) sends nothing and returns exactly what would be sent; show that to the user, and only if they agree call again with confirm: true. When the client can ask the user itself, testrelay asks them directly and sends only on their yes (status `reported`, or `declined`). A report interrupted by a network failure is kept locally and finished on the next call (or `testrelay sync`) without duplicating results.
     #[tool(annotations(
         title = "Report test results to the cloud",
         read_only_hint = false,
@@ -207,7 +218,7 @@ impl TestRelayServer {
             }
             None => None,
         };
-        let req = ReportRequest {
+        let mut req = ReportRequest {
             project_id: p.project_id,
             run_name: p.run_name,
             run_description: p.run_description,
@@ -215,16 +226,53 @@ impl TestRelayServer {
             job_case_id: view.record.cloud_test_case_id.clone(),
             confirm: p.confirm.unwrap_or(false),
         };
-        hybrid::report_job(
-            &self.ctx.bridge,
-            self.ctx.registry.store().root(),
-            &view,
-            req,
-            ctx.ct.clone(),
-        )
-        .await
-        .map(Json)
-        .map_err(|e| e.to_string())
+        let state = self.ctx.registry.store().root();
+        // A client that can ask the user directly does so; others get the preview and
+        // the model asks, calling again with confirm: true.
+        let can_ask = ctx
+            .peer
+            .supported_elicitation_modes()
+            .contains(&rmcp::service::ElicitationMode::Form);
+        if !req.confirm && can_ask {
+            let preview =
+                hybrid::report_job(&self.ctx.bridge, state, &view, req.clone(), ctx.ct.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let c = &preview.counts;
+            let question = format!(
+                "Send {} test results from local run {} to cloud project {} as run \"{}\" ({} passed, {} failed, {} errored, {} skipped), with failure messages and screenshots?",
+                preview.cases.len(),
+                preview.job_id,
+                preview.project_id,
+                preview.run_name,
+                c.passed,
+                c.failed,
+                c.errored,
+                c.skipped
+            );
+            match ctx
+                .peer
+                .elicit_with_timeout::<SendConfirmation>(question, Some(CONFIRM_TIMEOUT))
+                .await
+            {
+                Ok(Some(SendConfirmation { send: true })) => req.confirm = true,
+                Ok(_)
+                | Err(rmcp::service::ElicitationError::UserDeclined)
+                | Err(rmcp::service::ElicitationError::UserCancelled) => {
+                    return Ok(Json(ReportOutcome {
+                        status: "declined".into(),
+                        next_step: "the user declined: nothing was sent. Do not report these results unless the user asks again".into(),
+                        ..preview
+                    }));
+                }
+                // The client could not ask: fall back to the preview.
+                Err(_) => return Ok(Json(preview)),
+            }
+        }
+        hybrid::report_job(&self.ctx.bridge, state, &view, req, ctx.ct.clone())
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
     }
 
     /// Run one cloud test case here: fetches the case's automation script from the hosted service for the given framework, writes it into the project under a testrelay-owned name (never over an existing file; removed when the run ends), and starts it as an ordinary background run. Returns the job_id at once: follow it with get_test_execution_status, then (only if the user agrees) report_test_results, which maps the run's results to this test case.

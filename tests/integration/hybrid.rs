@@ -843,3 +843,92 @@ async fn the_cli_creates_a_project_and_syncs_an_empty_outbox() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("outbox is empty"), "{said}");
 }
+
+/// An IDE that can ask the user (MCP elicitation) and answers with `send`.
+#[derive(Clone, Default)]
+struct AskingIde {
+    send: Arc<std::sync::atomic::AtomicBool>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl rmcp::ClientHandler for AskingIde {
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _cx: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.asked.lock().unwrap().push(message);
+        }
+        use rmcp::model::{ElicitResult, ElicitationAction};
+        Ok(if self.send.load(std::sync::atomic::Ordering::SeqCst) {
+            ElicitResult::new(ElicitationAction::Accept).with_content(json!({"send": true}))
+        } else {
+            ElicitResult::new(ElicitationAction::Decline)
+        })
+    }
+
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_elicitation()
+                .build(),
+            rmcp::model::Implementation::new("asking-ide", "1.0.0"),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_can_ask_confirms_the_report_with_the_user() {
+    let s = setup(true).await;
+    let project = project_with_cases();
+    let plain = s.serve(project.path()).await;
+    plain.tools_with("report_test_results").await;
+    let job = finished_job(&plain).await;
+    plain.client.cancel().await.unwrap();
+
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["--server", &s.url, "--credential-store", "file"])
+        .arg("--workspace")
+        .arg(project.path())
+        .env("XDG_CONFIG_HOME", s.home.path())
+        .env("TESTRELAY_STATE_DIR", s.state.path());
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ide = AskingIde::default();
+    let client = ide.clone().serve(transport).await.unwrap();
+    let args = json!({"job_id": job, "project_id": "proj-9", "run_name": "asked"});
+    let call = |args: Value| {
+        let params = CallToolRequestParams::new("report_test_results")
+            .with_arguments(args.as_object().cloned().unwrap());
+        client.call_tool(params)
+    };
+    // The bridge connects in the background: wait until the tool is callable.
+    let mut r = call(args.clone()).await.unwrap();
+    for _ in 0..50 {
+        if r.is_error != Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = call(args.clone()).await.unwrap();
+    }
+    // The user says no: nothing is sent.
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert_eq!(r.structured_content.unwrap()["status"], "declined");
+    assert_eq!(s.cloud.lock().unwrap().registrations, 0);
+    let question = ide.asked.lock().unwrap()[0].clone();
+    assert!(
+        question.contains("proj-9") && question.contains("1 failed"),
+        "{question}"
+    );
+
+    // The user says yes: sent without a second call.
+    ide.send.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = call(args).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert_eq!(r.structured_content.unwrap()["status"], "reported");
+    assert!(s.cloud.lock().unwrap().executions["exec-1"].1);
+    client.cancel().await.unwrap();
+}
