@@ -26,7 +26,9 @@ const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest, Jest, P
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
 wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
 run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
-check_test_environment says what is missing when a run cannot start.";
+check_test_environment says what is missing when a run cannot start. \
+When a hosted test-management service is connected, hybrid tools may appear: report_test_results sends results \
+only after the user has agreed.";
 
 #[derive(Clone)]
 pub struct TestRelayServer {
