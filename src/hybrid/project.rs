@@ -15,6 +15,9 @@ use crate::cloud::contract::{
 };
 use crate::workspace::{self, ExcludeKind, PackOptions, WorkspaceRoot};
 
+/// Pause before retrying a failed chunk.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Debug, Clone, Default)]
 pub struct CreateProjectRequest {
     pub name: String,
@@ -126,6 +129,8 @@ pub async fn create_project(
             }
             tracing::warn!(index, error = %e, "chunk upload failed; retrying once");
             retried += 1;
+            // A transport failure makes the bridge reconnect: give it a moment.
+            tokio::time::sleep(RETRY_DELAY).await;
             let _: UploadAck =
                 contract::call(bridge, UPLOAD_CODEBASE_CHUNK, &args, cancel.clone()).await?;
         }

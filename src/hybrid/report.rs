@@ -27,6 +27,8 @@ use crate::report::TestStatus;
 
 /// Screenshots bigger than this are left out (the result says so).
 pub const SCREENSHOT_CAP: u64 = 2 * 1024 * 1024;
+/// How long a completed report is remembered (to answer `already_reported`).
+const KEEP_COMPLETED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 /// Failure messages are cut to this many bytes.
 const NOTES_CAP: usize = 4096;
 
@@ -380,6 +382,15 @@ async fn sync_locked(bridge: &Bridge, state_dir: &Path, cancel: &CancellationTok
             }
         };
         if entry.completed.is_some() {
+            // Kept so a repeated report is recognised; forgotten after a while.
+            let old = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > KEEP_COMPLETED);
+            if old {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         }
         match deliver(bridge, &path, &mut entry, cancel).await {
