@@ -126,6 +126,15 @@ pub enum Command {
     /// the project, and the PATH testrelay sees against your login shell's.
     /// Exits 0 when every check passes, 1 when one fails, 2 on error.
     Doctor(DoctorArgs),
+    /// Hybrid workflows with the hosted service: create a project from this codebase,
+    /// report a finished run's results.
+    #[command(subcommand)]
+    Cloud(CloudCommand),
+    /// Finish result reports that were interrupted (kept in the local outbox), without
+    /// sending anything twice.
+    ///
+    /// Exits 0 when the outbox is empty afterwards, 1 when reports are still pending, 2 on error.
+    Sync,
     /// Internal: supervise one job's process tree (started by testrelay itself).
     #[command(name = "__supervise", hide = true)]
     Supervise(SuperviseArgs),
@@ -312,4 +321,56 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["testrelay", "run", "--framework", "cobol"]).is_err());
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CloudCommand {
+    /// Package the workspace (never secrets), upload it and create a cloud project from it.
+    ///
+    /// Prints what was sent (files, bytes, secrets left out) and the new project's id.
+    /// Exits 0 on success, 2 on error.
+    CreateProject(CreateProjectArgs),
+    /// Report a finished run's results to a cloud project.
+    ///
+    /// Without --confirm it only prints what would be sent. Tests map to cloud test cases
+    /// by a case id like TC-42 in their names. Exits 0 when reported (or previewed), 1 when
+    /// the upload failed and was kept in the outbox for `testrelay sync`, 2 on error.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateProjectArgs {
+    /// The new project's name
+    #[arg(long)]
+    pub name: String,
+    /// What the application does
+    #[arg(long)]
+    pub description: Option<String>,
+    /// AI provider the service should use [default: the service's]
+    #[arg(long)]
+    pub ai_provider: Option<String>,
+    /// AI model the service should use [default: the service's]
+    #[arg(long)]
+    pub ai_model: Option<String>,
+    /// The least number of test cases to generate
+    #[arg(long)]
+    pub minimum_test_cases: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The finished run (job id from `testrelay run` or the MCP tools)
+    pub job: String,
+    /// The cloud project the test cases belong to
+    #[arg(long)]
+    pub project: String,
+    /// The run's name in the cloud [default: "testrelay <job id>"]
+    #[arg(long)]
+    pub run_name: Option<String>,
+    /// A longer description of the run
+    #[arg(long)]
+    pub run_description: Option<String>,
+    /// Send the results; without it nothing is sent
+    #[arg(long)]
+    pub confirm: bool,
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clients;
 pub mod cloud;
 pub mod commands;
+pub mod hybrid;
 pub mod jobs;
 mod printer;
 pub mod report;

@@ -52,6 +52,9 @@ struct ServerConn {
     state: RwLock<(ConnState, Option<String>)>,
     client: RwLock<Option<Arc<Upstream>>>,
     tools: RwLock<Vec<Tool>>,
+    /// Upstream tool names as the server lists them (before renaming and allow/deny
+    /// filtering): what the hybrid tools may call on it.
+    offered: RwLock<HashSet<String>>,
     described: RwLock<Option<String>>,
     auth: RwLock<Option<AuthStyle>>,
     kick: Notify,
@@ -132,6 +135,7 @@ impl Bridge {
                 state: RwLock::new((ConnState::Connecting, None)),
                 client: RwLock::new(None),
                 tools: RwLock::new(Vec::new()),
+                offered: RwLock::new(HashSet::new()),
                 described: RwLock::new(None),
                 auth: RwLock::new(None),
                 kick: Notify::new(),
@@ -198,6 +202,31 @@ impl Bridge {
                 .forward(index, upstream_name, params, ide_progress, ide_cancel)
                 .await,
         )
+    }
+
+    /// Whether one connected server offers every tool in `names` (upstream names).
+    pub async fn offers(&self, names: &[&str]) -> bool {
+        self.inner.server_offering(names).await.is_some()
+    }
+
+    /// Call an upstream tool by its upstream name on the first connected server that
+    /// offers it, for the hybrid tools. An unavailable server or a transport failure is
+    /// an error result, like a forwarded call's.
+    pub async fn call_upstream(
+        &self,
+        name: &str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
+        let Some(i) = self.inner.server_offering(&[name]).await else {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "no connected cloud server offers the tool {name}; call test_connection to see why"
+            ))]);
+        };
+        let params = CallToolRequestParams::new(name.to_string()).with_arguments(arguments);
+        self.inner
+            .forward(i, name.to_string(), params, None, cancel)
+            .await
     }
 
     /// Connection state of every server; `probe` first tries to connect any server that
@@ -358,9 +387,11 @@ impl BridgeInner {
     }
 
     async fn drop_connection(&self, i: usize) {
-        let had_tools = !self.servers[i].tools.read().await.is_empty();
+        let had_tools = !self.servers[i].tools.read().await.is_empty()
+            || !self.servers[i].offered.read().await.is_empty();
         *self.servers[i].client.write().await = None;
         self.servers[i].tools.write().await.clear();
+        self.servers[i].offered.write().await.clear();
         if had_tools {
             self.notify_ide_tools_changed().await;
         }
@@ -385,6 +416,7 @@ impl BridgeInner {
                 return;
             }
         };
+        let offered: HashSet<String> = tools.iter().map(|t| t.name.to_string()).collect();
         let allow = build_globs(&self.config.allow);
         let deny = build_globs(&self.config.deny);
         let spec = &self.servers[i].spec;
@@ -408,9 +440,27 @@ impl BridgeInner {
             *current = exposed;
             changed
         };
+        // Hybrid tools come and go with the upstream names, even filtered ones.
+        let offered_changed = {
+            let mut current = self.servers[i].offered.write().await;
+            let changed = *current != offered;
+            *current = offered;
+            changed
+        };
+        let changed = changed || offered_changed;
         if changed {
             self.notify_ide_tools_changed().await;
         }
+    }
+
+    async fn server_offering(&self, names: &[&str]) -> Option<usize> {
+        for (i, s) in self.servers.iter().enumerate() {
+            let offered = s.offered.read().await;
+            if !offered.is_empty() && names.iter().all(|n| offered.contains(*n)) {
+                return Some(i);
+            }
+        }
+        None
     }
 
     async fn route(&self, name: &str) -> Option<(usize, String)> {

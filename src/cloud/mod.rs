@@ -8,6 +8,7 @@
 
 mod bridge;
 mod config;
+pub mod contract;
 mod credentials;
 mod error;
 mod oauth;

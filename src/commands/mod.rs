@@ -4,6 +4,7 @@
 mod check;
 mod cloud;
 mod doctor;
+mod hybrid;
 mod init;
 mod pack;
 mod run;
@@ -50,6 +51,8 @@ pub fn main() -> ExitCode {
             Some(Command::Status) => cloud::status(ctx).await,
             Some(Command::Init(args)) => init::run(ctx, args),
             Some(Command::Doctor(args)) => doctor::run(ctx, args).await,
+            Some(Command::Cloud(cmd)) => hybrid::cloud(ctx, cmd).await,
+            Some(Command::Sync) => hybrid::sync(ctx).await,
             Some(Command::Supervise(_)) => unreachable!("handled above"),
         }
     });

@@ -61,6 +61,7 @@ pub async fn run(ctx: AppContext, a: RunArgs) -> ExitCode {
         timeout: Some(Duration::from_secs(a.timeout.max(1))),
         idempotency_key: None,
         env: ctx.env.clone(),
+        cloud_test_case_id: None,
     };
     let registry = ctx.registry.clone();
     let started = match registry.start(spec) {

@@ -131,6 +131,10 @@ pub struct JobRecord {
     /// The supervisor process while the job runs; SIGTERM to it cancels the run.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
+    /// The hosted service's test case this run executes (execute_test_case_directly);
+    /// report_test_results maps the run's results to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_test_case_id: Option<String>,
 }
 
 impl JobRecord {

@@ -90,6 +90,8 @@ pub struct StartSpec {
     pub idempotency_key: Option<String>,
     /// The environment the run inherits; `request.env` is applied on top.
     pub env: HostEnv,
+    /// The cloud test case this run executes, recorded on the job.
+    pub cloud_test_case_id: Option<String>,
 }
 
 pub struct Started {
@@ -296,6 +298,7 @@ impl Registry {
             total: None,
             owner: inner.owner.clone(),
             supervisor_pid: None,
+            cloud_test_case_id: spec.cloud_test_case_id.clone(),
         };
         inner.store.save(&record)?;
         let (watch, _) = watch::channel(Snapshot {

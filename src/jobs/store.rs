@@ -211,6 +211,7 @@ mod tests {
                 start_ticks: process::start_ticks(owner_pid),
             },
             supervisor_pid: None,
+            cloud_test_case_id: None,
         };
         store.save(&r).unwrap();
         r

@@ -5,6 +5,7 @@
 //! tool result with `isError` and a next step; malformed requests are rmcp's JSON-RPC
 //! errors. Nothing here writes to stdout except through the MCP transport.
 
+mod hybrid;
 mod paths;
 mod render;
 mod screenshots;

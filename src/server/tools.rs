@@ -20,18 +20,21 @@ use super::screenshots;
 use super::wire::*;
 use crate::jobs::{JobStatus, StartSpec, Stream, format_ms, now_ms};
 use crate::runners::{self, Framework, RunRequest};
-use crate::workspace::{self, ExcludeKind, PackOptions, RootSources};
+use crate::workspace::{self, ExcludeKind, PackOptions, RootSources, WorkspaceRoot};
 
 const INSTRUCTIONS: &str = "testrelay runs this project's tests (pytest, Jest, Playwright) on the developer's machine as background jobs. \
 Call run_tests to start a run: it returns a job_id at once. Then call get_test_execution_status with that job_id and \
 wait_seconds (up to 60) until the status is final; failures come first, each with a `selector` you can pass back to \
 run_tests `tests` to rerun just that test. cancel_test_execution stops a run and everything it started. \
-check_test_environment says what is missing when a run cannot start.";
+check_test_environment says what is missing when a run cannot start. \
+When a hosted test-management service is connected, hybrid tools may appear: report_test_results sends results \
+only after the user has agreed.";
 
 #[derive(Clone)]
 pub struct TestRelayServer {
-    ctx: AppContext,
+    pub(super) ctx: AppContext,
     tool_router: ToolRouter<Self>,
+    hybrid_router: ToolRouter<Self>,
 }
 
 fn status_of(view: &crate::jobs::JobView) -> JobStatus {
@@ -44,6 +47,7 @@ impl TestRelayServer {
         Self::tool_router()
             .list_all()
             .into_iter()
+            .chain(Self::hybrid_router().list_all())
             .map(|t| t.name.to_string())
             .collect()
     }
@@ -52,6 +56,7 @@ impl TestRelayServer {
         TestRelayServer {
             ctx,
             tool_router: Self::tool_router(),
+            hybrid_router: Self::hybrid_router(),
         }
     }
 
@@ -63,7 +68,32 @@ impl TestRelayServer {
         }
     }
 
-    fn project_dir(
+    /// The workspace root for packaging: an explicit path (confined like every tool's),
+    /// the configured workspace, the client's roots, the current directory.
+    pub(super) async fn workspace_root(
+        &self,
+        path: Option<&str>,
+        peer: &Peer<RoleServer>,
+    ) -> Result<WorkspaceRoot, String> {
+        let roots = if path.is_none() && self.ctx.workspace.is_none() {
+            client_roots(peer).await
+        } else {
+            Vec::new()
+        };
+        let explicit = match path {
+            Some(path) => Some(self.project_dir(Some(path))?.0),
+            None => None,
+        };
+        let sources = RootSources {
+            explicit,
+            configured: self.ctx.workspace.clone(),
+            roots,
+            cwd: std::env::current_dir().ok(),
+        };
+        workspace::resolve_root(&sources, self.ctx.env.home().as_deref()).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn project_dir(
         &self,
         path: Option<&str>,
     ) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>), String> {
@@ -148,6 +178,7 @@ impl TestRelayServer {
             timeout,
             idempotency_key: p.idempotency_key.filter(|k| !k.is_empty()),
             env: self.ctx.env.clone(),
+            cloud_test_case_id: None,
         };
         let started = self.ctx.registry.start(spec).map_err(|e| e.to_string())?;
         let r = started.record;
@@ -319,24 +350,8 @@ impl TestRelayServer {
         Parameters(p): Parameters<PreviewParams>,
         peer: Peer<RoleServer>,
     ) -> Result<Json<PreviewResult>, String> {
-        let roots = if p.path.is_none() && self.ctx.workspace.is_none() {
-            client_roots(&peer).await
-        } else {
-            Vec::new()
-        };
         // A given path obeys the same rule as every tool's: inside the workspace.
-        let explicit = match p.path.as_deref() {
-            Some(path) => Some(self.project_dir(Some(path))?.0),
-            None => None,
-        };
-        let sources = RootSources {
-            explicit,
-            configured: self.ctx.workspace.clone(),
-            roots,
-            cwd: std::env::current_dir().ok(),
-        };
-        let root = workspace::resolve_root(&sources, self.ctx.env.home().as_deref())
-            .map_err(|e| e.to_string())?;
+        let root = self.workspace_root(p.path.as_deref(), &peer).await?;
         let opts = PackOptions {
             include: p.include.unwrap_or_default(),
             exclude: p.exclude.unwrap_or_default(),
@@ -512,6 +527,17 @@ impl ServerHandler for TestRelayServer {
     ) -> Result<ListToolsResult, ErrorData> {
         self.start_bridge(&context.peer);
         let mut tools = self.tool_router.list_all();
+        // A hybrid tool is listed only while the cloud offers what it calls.
+        for tool in self.hybrid_router.list_all() {
+            if self
+                .ctx
+                .bridge
+                .offers(super::hybrid::required_upstream_tools(&tool.name))
+                .await
+            {
+                tools.push(tool);
+            }
+        }
         tools.extend(self.ctx.bridge.tools().await);
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -528,6 +554,22 @@ impl ServerHandler for TestRelayServer {
                 .await;
         }
         self.start_bridge(&context.peer);
+        if self.hybrid_router.has_route(&request.name) {
+            let needs = super::hybrid::required_upstream_tools(&request.name);
+            if !self.ctx.bridge.offers(needs).await {
+                return Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                    rmcp::model::ContentBlock::text(format!(
+                        "{} needs a connected cloud server offering {}; call test_connection to see why it is not available",
+                        request.name,
+                        needs.join(", ")
+                    )),
+                ])));
+            }
+            return self
+                .hybrid_router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
+        }
         let progress = context.meta.get_progress_token();
         match self
             .ctx

@@ -31,7 +31,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::support::BIN;
 
-const GOOD_KEY: &str = "tr-test-key-5f1c2a9e";
+pub(crate) const GOOD_KEY: &str = "tr-test-key-5f1c2a9e";
 
 #[derive(Clone)]
 struct FakeCloud {
@@ -111,7 +111,7 @@ impl ServerHandler for FakeCloud {
     }
 }
 
-async fn require_key(req: Request, next: Next) -> Response {
+pub(crate) async fn require_key(req: Request, next: Next) -> Response {
     let ok = req
         .headers()
         .get("authorization")
@@ -155,10 +155,10 @@ async fn fake_cloud() -> String {
 
 /// The IDE side: records list_changed and progress notifications.
 #[derive(Clone, Default)]
-struct Ide {
-    changed: Arc<Notify>,
-    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-    progressed: Arc<Notify>,
+pub(crate) struct Ide {
+    pub(crate) changed: Arc<Notify>,
+    pub(crate) progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    pub(crate) progressed: Arc<Notify>,
 }
 
 impl ClientHandler for Ide {
@@ -176,7 +176,7 @@ impl ClientHandler for Ide {
     }
 }
 
-fn login(config_home: &std::path::Path, url: &str, key: &str) -> std::process::Output {
+pub(crate) fn login(config_home: &std::path::Path, url: &str, key: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new(BIN)
         .args([
@@ -260,7 +260,7 @@ impl Session {
     }
 }
 
-fn text(r: &rmcp::model::CallToolResult) -> String {
+pub(crate) fn text(r: &rmcp::model::CallToolResult) -> String {
     r.content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))

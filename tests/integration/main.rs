@@ -4,6 +4,7 @@
 mod cli;
 mod cloud;
 mod deliver;
+mod hybrid;
 mod jest;
 mod jobs;
 mod oauth;
