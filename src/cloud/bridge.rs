@@ -584,9 +584,23 @@ impl BridgeInner {
         let server = &self.servers[i];
         server.kick.notify_one();
         CallToolResult::error(vec![ContentBlock::text(format!(
-            "the call to cloud server {} failed: {error}. testrelay is reconnecting; retry in a few seconds. Local tools keep working.",
-            server.spec.name
+            "the call to cloud server {} failed ({}); testrelay is reconnecting, retry in a few seconds; local tools keep working",
+            server.spec.name,
+            plain_error(&error)
         ))])
+    }
+}
+
+/// The part of a transport error a person can act on: rmcp's messages nest the transport's
+/// type name (`Transport [rmcp::transport::worker::WorkerTransport<…>] error: HTTP 502`);
+/// keep what follows the last "error: ".
+fn plain_error(error: &str) -> String {
+    let tail = error.rsplit("error: ").next().unwrap_or(error).trim();
+    let tail = tail.trim_end_matches('.');
+    if tail.is_empty() {
+        error.to_string()
+    } else {
+        tail.to_string()
     }
 }
 
@@ -601,4 +615,17 @@ fn build_globs(patterns: &[String]) -> Option<globset::GlobSet> {
         }
     }
     b.build().ok()
+}
+
+#[cfg(test)]
+mod plain_error_tests {
+    #[test]
+    fn transport_type_names_are_dropped() {
+        let raw = "Transport send error: Transport [rmcp::transport::worker::WorkerTransport<rmcp::transport::streamable_http_client::StreamableHttpClientWorker<reqwest::async_impl::client::Client>>] error: HTTP 502";
+        assert_eq!(super::plain_error(raw), "HTTP 502");
+        assert_eq!(
+            super::plain_error("connection refused"),
+            "connection refused"
+        );
+    }
 }

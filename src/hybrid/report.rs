@@ -482,7 +482,8 @@ pub async fn report_job(
             entry
         }
     };
-    let already = entry.completed.is_some();
+    // Already reported means nothing was owed: every update acknowledged and the run completed.
+    let already = entry.completed.is_some() && entry.updates.iter().all(|u| u.sent);
     match deliver(bridge, &path, &mut entry, &cancel).await {
         Ok(done) => {
             outcome.status = if already {

@@ -190,7 +190,12 @@ pub async fn execute_case(
         },
         timeout: req.timeout,
         idempotency_key: None,
-        env: req.env,
+        // The script is removed after the run; its bytecode would stay behind.
+        env: req.env.with_overrides(
+            &[("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string())]
+                .into_iter()
+                .collect(),
+        ),
         cloud_test_case_id: Some(req.test_case_id),
     };
     let started = match registry.start(spec) {
