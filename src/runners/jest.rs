@@ -467,13 +467,6 @@ pub fn plan(
     request: &RunRequest,
     env: &HostEnv,
 ) -> Result<Plan, RunnerError> {
-    if let Some(bad) = request
-        .tests
-        .iter()
-        .find(|t| t.starts_with('-') || t.trim().is_empty())
-    {
-        return Err(RunnerError::BadSelection(bad.clone()));
-    }
     if request.markers.is_some() {
         return Err(RunnerError::Unsupported(
             "Jest has no markers: select tests with `keyword` (a regex over full test names, Jest's -t) or with `tests`".into(),
@@ -738,7 +731,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            run_plan(d.path(), &env, option),
+            crate::runners::plan(
+                Framework::Jest,
+                d.path(),
+                None,
+                Path::new("/state/job"),
+                &option,
+                &env
+            ),
             Err(RunnerError::BadSelection(_))
         ));
     }

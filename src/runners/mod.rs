@@ -172,6 +172,14 @@ pub fn plan(
     request: &RunRequest,
     env: &HostEnv,
 ) -> Result<Plan, RunnerError> {
+    // Selections are paths or test ids; options belong in `extra_args`, for every framework.
+    if let Some(bad) = request
+        .tests
+        .iter()
+        .find(|t| t.starts_with('-') || t.trim().is_empty())
+    {
+        return Err(RunnerError::BadSelection(bad.clone()));
+    }
     match framework {
         Framework::Pytest => pytest::plan(dir, stop_at, job_dir, request, env),
         Framework::Jest => jest::plan(dir, stop_at, job_dir, request, env),

@@ -225,13 +225,6 @@ pub fn plan(
     request: &RunRequest,
     env: &HostEnv,
 ) -> Result<Plan, RunnerError> {
-    if let Some(bad) = request
-        .tests
-        .iter()
-        .find(|t| t.starts_with('-') || t.trim().is_empty())
-    {
-        return Err(RunnerError::BadSelection(bad.clone()));
-    }
     let py = find_python(dir, stop_at, env).ok_or_else(|| {
         RunnerError::NotReady(format!(
             "no Python interpreter found for {}: create a virtualenv (python3 -m venv .venv) or install Python 3",
@@ -729,9 +722,14 @@ mod tests {
             tests: vec!["--help".into()],
             ..Default::default()
         };
-        assert!(matches!(
-            super::plan(d.path(), None, Path::new("/j"), &bad, &env),
-            Err(RunnerError::BadSelection(_))
-        ));
+        let via_dispatch = crate::runners::plan(
+            Framework::Pytest,
+            d.path(),
+            None,
+            Path::new("/j"),
+            &bad,
+            &env,
+        );
+        assert!(matches!(via_dispatch, Err(RunnerError::BadSelection(_))));
     }
 }
