@@ -594,7 +594,7 @@ impl BridgeInner {
 /// The part of a transport error a person can act on: rmcp's messages nest the transport's
 /// type name (`Transport [rmcp::transport::worker::WorkerTransport<…>] error: HTTP 502`);
 /// keep what follows the last "error: ".
-fn plain_error(error: &str) -> String {
+pub(super) fn plain_error(error: &str) -> String {
     let tail = error.rsplit("error: ").next().unwrap_or(error).trim();
     let tail = tail.trim_end_matches('.');
     if tail.is_empty() {

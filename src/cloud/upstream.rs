@@ -127,9 +127,14 @@ where
         Ok(Err(e)) if e.is_authorization_required() => Err(CloudError::Unauthorized {
             url: url.to_string(),
         }),
+        // The authorization server refusing the stored grant (a revoked sign-in, a client
+        // registration it forgot) is a sign-in problem, not a network one.
+        Ok(Err(e)) if is_dead_grant(&e.to_string()) => Err(CloudError::Unauthorized {
+            url: url.to_string(),
+        }),
         Ok(Err(e)) => Err(CloudError::Connect {
             url: url.to_string(),
-            reason: e.to_string(),
+            reason: super::bridge::plain_error(&e.to_string()),
         }),
         Err(_) => Err(CloudError::Connect {
             url: url.to_string(),
@@ -147,14 +152,25 @@ pub async fn list_tools(client: &Upstream) -> Result<Vec<Tool>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// OAuth errors that only a new sign-in can fix.
+fn is_dead_grant(error: &str) -> bool {
+    ["invalid_grant", "invalid_client", "unauthorized_client"]
+        .iter()
+        .any(|code| error.contains(code))
+}
+
 /// `name version` of a connected server, for status output.
 pub fn describe(client: &Upstream) -> String {
     match client.peer().peer_info() {
         Some(info) => match info.server_info.as_ref() {
-            Some(i) => format!(
-                "{} {} (protocol {})",
-                i.name, i.version, info.protocol_version
-            ),
+            Some(i) => {
+                let version = if i.version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", i.version)
+                };
+                format!("{}{version} (protocol {})", i.name, info.protocol_version)
+            }
             None => format!("protocol {}", info.protocol_version),
         },
         None => "unknown server".into(),
@@ -164,4 +180,19 @@ pub fn describe(client: &Upstream) -> String {
 /// Make sure rustls has its crypto provider; idempotent.
 pub fn init_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn refused_grants_mean_sign_in_again() {
+        let refused = "Auth error: OAuth token refresh failed: Server returned error response: invalid_client: client authentication failed";
+        assert!(super::is_dead_grant(refused));
+        assert!(super::is_dead_grant(
+            "invalid_grant: grant request is invalid"
+        ));
+        assert!(!super::is_dead_grant(
+            "error sending request: connection refused"
+        ));
+    }
 }
