@@ -58,6 +58,26 @@ struct ServerConn {
     described: RwLock<Option<String>>,
     auth: RwLock<Option<AuthStyle>>,
     kick: Notify,
+    /// The browser sign-in started from the IDE, while one runs: its authorization URL.
+    /// At most one flow per server at a time, so repeated calls never open a browser storm.
+    sign_in: tokio::sync::Mutex<Option<SignIn>>,
+}
+
+#[derive(Clone)]
+struct SignIn {
+    url: Option<String>,
+    done: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+}
+
+/// Where an IDE-started sign-in stands, for `test_connection`.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SignInReport {
+    pub server: String,
+    /// The page to sign in on (also opened in the browser and printed to stderr).
+    pub url: Option<String>,
+    /// `signed_in`, `waiting` (the user has not finished yet) or `failed`.
+    pub state: String,
+    pub error: Option<String>,
 }
 
 pub(super) struct BridgeInner {
@@ -117,8 +137,8 @@ fn next_step(spec: &ServerSpec, state: &ConnState, auth: Option<AuthStyle>) -> O
     let url = &spec.url;
     match state {
         ConnState::Connected | ConnState::Connecting => None,
-        ConnState::NotSignedIn => Some(format!("ask the user to run `testrelay login {url}` in a terminal (browser sign-in; or `--api-key-stdin` with an API key); testrelay picks the credential up within {}s", LOGIN_POLL.as_secs())),
-        ConnState::Rejected if auth == Some(AuthStyle::Oauth) => Some(format!("the sign-in was revoked or has expired: ask the user to run `testrelay login {url}` in a terminal to sign in again in the browser")),
+        ConnState::NotSignedIn => Some(format!("if the user wants to connect now, call test_connection with sign_in=true (opens the sign-in page in their browser); or ask them to run `testrelay login {url}` in a terminal (`--api-key-stdin` for an API key); testrelay picks a new credential up within {}s", LOGIN_POLL.as_secs())),
+        ConnState::Rejected if auth == Some(AuthStyle::Oauth) => Some(format!("the sign-in was revoked or has expired: call test_connection with sign_in=true to sign in again in the browser, or ask the user to run `testrelay login {url}`")),
         ConnState::Rejected => Some(format!("the stored credential was rejected: ask the user to run `testrelay login {url} --api-key-stdin` with a valid key")),
         ConnState::Unreachable => Some("check the network and the server URL; testrelay keeps retrying with backoff, and local tools keep working".into()),
         ConnState::StoreFailed => Some("fix the credential store (see error), or opt in to a 0600 file with --credential-store file, then log in again".into()),
@@ -139,6 +159,7 @@ impl Bridge {
                 described: RwLock::new(None),
                 auth: RwLock::new(None),
                 kick: Notify::new(),
+                sign_in: tokio::sync::Mutex::new(None),
             })
             .collect();
         Bridge {
@@ -227,6 +248,22 @@ impl Bridge {
         self.inner
             .forward(i, name.to_string(), params, None, cancel)
             .await
+    }
+
+    /// Start the browser sign-in for every server that is not signed in (at most one flow
+    /// per server at a time) and wait up to `wait` for them; connected servers are left
+    /// alone. The authorization URL is printed to stderr and returned, so the user can open
+    /// it when no browser opens.
+    pub async fn sign_in_from_ide(&self, wait: Duration) -> Vec<SignInReport> {
+        let mut out = Vec::new();
+        for i in 0..self.inner.servers.len() {
+            let state = self.inner.servers[i].state.read().await.0.clone();
+            if !matches!(state, ConnState::NotSignedIn | ConnState::Rejected) {
+                continue;
+            }
+            out.push(self.inner.clone().sign_in(i, wait).await);
+        }
+        out
     }
 
     /// Connection state of every server; `probe` first tries to connect any server that
@@ -384,6 +421,90 @@ impl BridgeInner {
             }
             self.drop_connection(i).await;
         }
+    }
+
+    async fn sign_in(self: Arc<Self>, i: usize, wait: Duration) -> SignInReport {
+        let server = &self.servers[i];
+        let flow = {
+            let mut slot = server.sign_in.lock().await;
+            match slot.as_ref() {
+                // A flow is running: never a second browser window.
+                Some(f) if f.done.borrow().is_none() => f.clone(),
+                _ => {
+                    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+                    let (done_tx, done_rx) = tokio::sync::watch::channel(None);
+                    let inner = self.clone();
+                    tokio::spawn(async move {
+                        let result = inner.run_sign_in(i, url_tx).await;
+                        if result.is_ok() {
+                            inner.servers[i].kick.notify_one();
+                        }
+                        let _ = done_tx.send(Some(result));
+                    });
+                    // The URL comes right after discovery and registration.
+                    let url = tokio::time::timeout(Duration::from_secs(20), url_rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                    let f = SignIn { url, done: done_rx };
+                    *slot = Some(f.clone());
+                    f
+                }
+            }
+        };
+        let mut done = flow.done.clone();
+        let _ = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
+        let outcome = done.borrow().clone();
+        let (state, error) = match outcome {
+            Some(Ok(())) => {
+                // Connect now, so the caller sees the tools without waiting for the poll.
+                self.connect_once(i).await;
+                ("signed_in", None)
+            }
+            Some(Err(e)) => ("failed", Some(e)),
+            None => ("waiting", None),
+        };
+        SignInReport {
+            server: server.spec.name.clone(),
+            url: flow.url,
+            state: state.into(),
+            error,
+        }
+    }
+
+    async fn run_sign_in(
+        &self,
+        i: usize,
+        url_tx: tokio::sync::oneshot::Sender<String>,
+    ) -> Result<(), String> {
+        let spec = self.servers[i].spec.clone();
+        let kind = self.config.credential_store;
+        let dir = self.file_dir.clone();
+        let creds = tokio::task::spawn_blocking(move || Credentials::open(kind, &dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let store = oauth::OAuthStore::new(
+            Arc::new(creds),
+            &spec.url,
+            &oauth::default_lock_dir(&self.file_dir),
+        );
+        let mut url_tx = Some(url_tx);
+        oauth::sign_in(&spec.url, store, oauth::LOGIN_TIMEOUT, |line| {
+            // stdout is the MCP channel: the sign-in text goes to stderr only.
+            eprintln!("testrelay: {line}");
+            // "Sign in to <server> in your browser. If it does not open, visit: <page>"
+            if let Some(url) = line
+                .split_whitespace()
+                .rev()
+                .find(|w| w.starts_with("http"))
+                && let Some(tx) = url_tx.take()
+            {
+                let _ = tx.send(url.to_string());
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
     }
 
     async fn drop_connection(&self, i: usize) {

@@ -14,7 +14,7 @@ mod error;
 mod oauth;
 mod upstream;
 
-pub use bridge::{Bridge, ConnState, ServerReport};
+pub use bridge::{Bridge, ConnState, ServerReport, SignInReport};
 pub use config::{CloudConfig, ServerSpec, default_config_file, parse_server_url};
 pub use credentials::{Credentials, Kind as CredentialKind, Secret, StoreKind, default_file_dir};
 pub use error::CloudError;

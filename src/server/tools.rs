@@ -414,7 +414,7 @@ impl TestRelayServer {
         }))
     }
 
-    /// Check the connection to the hosted test-management service: whether a cloud server is configured, which credential store holds the credential, whether the server is reachable and accepts the credential, the upstream server's name and version, and how many of its tools are available here. When something is wrong it says what to do next (for example, which `testrelay login` command the user should run). Local tools work without any cloud.
+    /// Check the connection to the hosted test-management service: whether a cloud server is configured, which credential store holds the credential, whether the server is reachable and accepts the credential, the upstream server's name and version, and how many of its tools are available here. When something is wrong it says what to do next. With `sign_in: true` it also opens the sign-in page in the user's browser for servers that are not signed in, waits for the user, and returns the sign-in URL to show them. Local tools work without any cloud.
     #[tool(annotations(
         title = "Test cloud connection",
         read_only_hint = true,
@@ -422,7 +422,10 @@ impl TestRelayServer {
         idempotent_hint = true,
         open_world_hint = true
     ))]
-    async fn test_connection(&self) -> Result<Json<ConnectionResult>, String> {
+    async fn test_connection(
+        &self,
+        Parameters(p): Parameters<ConnectionParams>,
+    ) -> Result<Json<ConnectionResult>, String> {
         let bridge = &self.ctx.bridge;
         if !bridge.configured() {
             let next_step = match &self.ctx.cloud_error {
@@ -434,10 +437,17 @@ impl TestRelayServer {
                 credential_store: None,
                 servers: Vec::new(),
                 config_error: self.ctx.cloud_error.clone(),
+                sign_in: Vec::new(),
                 next_step,
             }));
         }
-        let servers = bridge.report(true).await;
+        let mut servers = bridge.report(true).await;
+        let mut sign_in = Vec::new();
+        if p.sign_in.unwrap_or(false) {
+            let wait = Duration::from_secs(p.wait_seconds.unwrap_or(60).min(120));
+            sign_in = bridge.sign_in_from_ide(wait).await;
+            servers = bridge.report(false).await;
+        }
         let store = {
             let b = bridge.clone();
             tokio::task::spawn_blocking(move || b.credential_store())
@@ -447,8 +457,22 @@ impl TestRelayServer {
         let all_ok = servers
             .iter()
             .all(|s| s.state == crate::cloud::ConnState::Connected);
+        let waiting: Vec<String> = sign_in
+            .iter()
+            .filter(|r| r.state == "waiting")
+            .filter_map(|r| {
+                r.url.as_ref().map(|u| {
+                    format!(
+                        "ask the user to sign in to {} at {u}, then call test_connection again",
+                        r.server
+                    )
+                })
+            })
+            .collect();
         let next_step = if all_ok {
             "connected: the cloud tools are listed next to the local ones".into()
+        } else if !waiting.is_empty() {
+            waiting.join("; ")
         } else {
             servers
                 .iter()
@@ -461,6 +485,7 @@ impl TestRelayServer {
             credential_store: store,
             servers,
             config_error: None,
+            sign_in,
             next_step,
         }))
     }

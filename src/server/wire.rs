@@ -290,6 +290,14 @@ pub struct PreviewResult {
     pub next_offset: Option<usize>,
 }
 
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ConnectionParams {
+    /// Open the sign-in page in the user's browser for every configured server that is not signed in (OAuth), and wait for the user to finish. Only when the user wants to connect now.
+    pub sign_in: Option<bool>,
+    /// With sign_in: how long to wait for the user to finish signing in (default 60, at most 120 seconds). If the time runs out, the answer carries the sign-in URL; call test_connection again once the user is done.
+    pub wait_seconds: Option<u64>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ConnectionResult {
     /// True when at least one cloud server is configured.
@@ -300,6 +308,9 @@ pub struct ConnectionResult {
     pub servers: Vec<crate::cloud::ServerReport>,
     /// Why the cloud configuration could not be read, if it could not.
     pub config_error: Option<String>,
+    /// With sign_in: the browser sign-in of each server that needed one (URL to show the user, and where it stands).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sign_in: Vec<crate::cloud::SignInReport>,
     pub next_step: String,
 }
 

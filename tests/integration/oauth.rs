@@ -594,3 +594,63 @@ async fn two_processes_refresh_one_rotating_token_without_spending_it_twice() {
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_can_start_the_browser_sign_in_itself() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let browser = browser_script(home.path());
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["--server", &url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("TESTRELAY_STATE_DIR", work.path())
+        .env("TESTRELAY_BROWSER", &browser);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = ().serve(transport).await.unwrap();
+    let args = |v: Value| v.as_object().cloned().unwrap_or_default();
+
+    let before = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("test_connection"))
+        .await
+        .unwrap();
+    let v = before.structured_content.unwrap();
+    assert_eq!(v["servers"][0]["state"], "not_signed_in", "{v}");
+    assert!(
+        v["next_step"].as_str().unwrap().contains("sign_in=true"),
+        "{v}"
+    );
+
+    let signed = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("test_connection").with_arguments(args(
+                serde_json::json!({"sign_in": true, "wait_seconds": 60}),
+            )),
+        )
+        .await
+        .unwrap();
+    let text_out = text(&signed);
+    let v = signed.structured_content.unwrap();
+    assert_eq!(v["sign_in"][0]["state"], "signed_in", "{v}");
+    assert!(
+        v["sign_in"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/authorize"),
+        "{v}"
+    );
+    assert_eq!(v["servers"][0]["state"], "connected", "{v}");
+    assert_no_token(&state, &text_out, "the test_connection answer");
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "whoami"));
+    assert_eq!(
+        std::fs::metadata(credential_file(home.path()))
+            .unwrap()
+            .len()
+            > 0,
+        true
+    );
+}
