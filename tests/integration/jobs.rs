@@ -221,12 +221,15 @@ async fn a_runner_that_dies_without_a_report_is_an_error_with_its_words() {
     );
 }
 
-#[test]
-fn closing_stdin_stops_running_jobs_and_exits() {
+/// A raw-stdio session on protocol `version` whose run hangs (after 10 finished tests),
+/// with the token its processes carry and the job id.
+fn hanging_run_over_raw_stdio(
+    version: &str,
+) -> (Project, tempfile::TempDir, RawServer, String, String) {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
     let mut raw = RawServer::start(state.path(), &[]);
-    raw.initialize("2025-06-18");
+    raw.initialize(version);
     let token = token();
     let marker = project.path().join("hang.marker");
     let mut args = hang_args(&project, &token, &marker);
@@ -237,6 +240,12 @@ fn closing_stdin_stops_running_jobs_and_exits() {
         .unwrap()
         .to_string();
     wait_for_file(&marker, Duration::from_secs(30));
+    (project, state, raw, token, job_id)
+}
+
+#[test]
+fn closing_stdin_stops_running_jobs_and_exits() {
+    let (_project, state, mut raw, token, job_id) = hanging_run_over_raw_stdio("2025-06-18");
     let exit = raw.close_and_wait(Duration::from_secs(5));
     assert!(
         exit.is_some_and(|s| s.success()),
@@ -256,20 +265,8 @@ fn closing_stdin_stops_running_jobs_and_exits() {
 
 #[test]
 fn long_polling_sends_progress_for_the_callers_token() {
-    let project = Project::pytest();
-    let state = tempfile::tempdir().unwrap();
-    let mut raw = RawServer::start(state.path(), &[]);
-    raw.initialize("2025-11-25");
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let mut args = hang_args(&project, &token, &marker);
-    args["path"] = json!(project.path());
-    let started = raw.call(1, "run_tests", args);
-    let job_id = started["result"]["structuredContent"]["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_for_file(&marker, Duration::from_secs(30));
+    // The project and state directories must outlive the run.
+    let (_project, _state, mut raw, token, job_id) = hanging_run_over_raw_stdio("2025-11-25");
     raw.send(
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
         "name":"get_test_execution_status","arguments":{"job_id":job_id,"wait_seconds":1},
