@@ -16,11 +16,18 @@ fn config(ctx: &AppContext) -> Result<CloudConfig, String> {
     }
 }
 
-async fn open_store(kind: StoreKind) -> Result<Credentials, CloudError> {
-    let dir = cloud::default_file_dir();
-    tokio::task::spawn_blocking(move || Credentials::open(kind, &dir))
+/// Run a blocking credential-store call (keychains block) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CloudError> + Send + 'static,
+) -> Result<T, CloudError> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| CloudError::Credentials(e.to_string()))?
+}
+
+async fn open_store(kind: StoreKind) -> Result<Credentials, CloudError> {
+    let dir = cloud::default_file_dir();
+    blocking(move || Credentials::open(kind, &dir)).await
 }
 
 /// Connect with `key` and list tools: (server description, tool count).
@@ -88,17 +95,9 @@ pub async fn login(ctx: AppContext, a: LoginArgs) -> ExitCode {
     }
     let url = spec.url.clone();
     let described = store.describe().to_string();
-    let saved = tokio::task::spawn_blocking(move || store.set(&url, &key)).await;
-    match saved {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            printer.error(&e.to_string());
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            printer.error(&e.to_string());
-            return ExitCode::from(2);
-        }
+    if let Err(e) = blocking(move || store.set(&url, &key)).await {
+        printer.error(&e.to_string());
+        return ExitCode::from(2);
     }
     match verdict {
         Ok((server, tools)) => {
@@ -142,9 +141,7 @@ async fn browser_login(kind: StoreKind, spec: &ServerSpec, printer: &mut Printer
     }
     // An API key stored earlier would win over the new sign-in; the user chose OAuth.
     let url = spec.url.clone();
-    let _ =
-        tokio::task::spawn_blocking(move || store.delete_kind(&url, cloud::CredentialKind::ApiKey))
-            .await;
+    let _ = blocking(move || store.delete_kind(&url, cloud::CredentialKind::ApiKey)).await;
     let verdict = async {
         let client =
             cloud::connect_oauth(&spec.url, oauth, cloud::UpstreamHandler::detached()).await?;
@@ -195,13 +192,9 @@ pub async fn logout(ctx: AppContext, a: ServerArg) -> ExitCode {
         }
     };
     let url = spec.url.clone();
-    match tokio::task::spawn_blocking(move || store.delete(&url)).await {
-        Ok(Ok(true)) => printer.text(&format!("removed the stored credential for {}\n", spec.url)),
-        Ok(Ok(false)) => printer.text(&format!("no credential was stored for {}\n", spec.url)),
-        Ok(Err(e)) => {
-            printer.error(&e.to_string());
-            return ExitCode::from(2);
-        }
+    match blocking(move || store.delete(&url)).await {
+        Ok(true) => printer.text(&format!("removed the stored credential for {}\n", spec.url)),
+        Ok(false) => printer.text(&format!("no credential was stored for {}\n", spec.url)),
         Err(e) => {
             printer.error(&e.to_string());
             return ExitCode::from(2);
