@@ -143,7 +143,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The project directory, then test files, directories or test ids (pytest node ids,
-    /// Jest `file::full name`).
+    /// Jest `file::full name`, Playwright `file:line`).
     /// The first argument is taken as the project directory when it is a directory with a
     /// detectable test setup; otherwise every argument is a test and the project is the
     /// workspace or the current directory.

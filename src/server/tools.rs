@@ -110,7 +110,7 @@ impl TestRelayServer {
 
 #[tool_router]
 impl TestRelayServer {
-    /// Check whether this project's tests can run here: detects the test framework from the project's files, finds the project's own interpreter (its virtualenv first), and checks the framework is installed in it. For each framework it returns `ready`, the toolchain that would be used, what is missing, and the exact setup commands to run. Call it when run_tests fails to start or reports an error, or before the first run in an unfamiliar project.
+    /// Check whether this project's tests can run here: detects the test framework from the project's files, finds the project's own toolchain (its virtualenv or node_modules first, then version managers), and checks the framework and, for Playwright, its browsers are installed. For each framework it returns `ready`, the toolchain that would be used, what is missing, and the exact setup commands to run. Call it when run_tests fails to start or reports an error, or before the first run in an unfamiliar project.
     #[tool(annotations(
         title = "Check test environment",
         read_only_hint = true,
