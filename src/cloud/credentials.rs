@@ -359,7 +359,11 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CloudError
     }
     #[cfg(not(unix))]
     builder.create(dir).map_err(fail)?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique per write: two writes in one process (a refresh and a sign-in) must not
+    // share, and rename away, one temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
