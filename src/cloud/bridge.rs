@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -31,6 +32,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How often a server without a credential is looked at again (a `testrelay login` in a
 /// terminal is picked up without restarting the IDE).
 const LOGIN_POLL: Duration = Duration::from_secs(15);
+/// How long a tool call that needs a new sign-in waits for the user to finish it in the
+/// browser (`TESTRELAY_SIGN_IN_WAIT` seconds overrides it) before answering "sign in at
+/// <url>, then retry". The flow itself goes on for the login timeout.
+const CALL_SIGN_IN_WAIT: Duration = Duration::from_secs(60);
+/// After a browser sign-in that a tool call started ends without the user (timed out,
+/// refused), calls open no new browser window for this long: repeated 401s, retries by the
+/// agent or a laptop waking up never turn into a storm of sign-in pages. The user can
+/// still start one at any time with `test_connection {sign_in: true}`.
+const SIGN_IN_COOLDOWN: Duration = Duration::from_secs(300);
 
 /// Where one upstream server stands.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
@@ -58,9 +68,25 @@ struct ServerConn {
     described: RwLock<Option<String>>,
     auth: RwLock<Option<AuthStyle>>,
     kick: Notify,
+    /// The newest connection generation a reconnect was asked for.
+    wanted: AtomicU64,
+    /// Counts finished connection attempts, so a caller can ask for a reconnect and wait
+    /// for its outcome. Only the server's background task connects.
+    attempts: tokio::sync::watch::Sender<u64>,
     /// The browser sign-in started from the IDE, while one runs: its authorization URL.
     /// At most one flow per server at a time, so repeated calls never open a browser storm.
     sign_in: tokio::sync::Mutex<Option<SignIn>>,
+    /// When the last sign-in that a tool call started ended without success, and why:
+    /// the circuit breaker of [`SIGN_IN_COOLDOWN`].
+    sign_in_failed: Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// Who asked for a browser sign-in: the user (through `test_connection`), or a tool call
+/// that found the sign-in rejected. Only the latter is held back by the circuit breaker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    User,
+    Call,
 }
 
 #[derive(Clone)]
@@ -75,7 +101,8 @@ pub struct SignInReport {
     pub server: String,
     /// The page to sign in on (also opened in the browser and printed to stderr).
     pub url: Option<String>,
-    /// `signed_in`, `waiting` (the user has not finished yet) or `failed`.
+    /// `signed_in`, `waiting` (the user has not finished yet), `failed`, or `held_back`
+    /// (a tool call found the last sign-in unfinished and opened no new browser window).
     pub state: String,
     pub error: Option<String>,
 }
@@ -159,7 +186,10 @@ impl Bridge {
                 described: RwLock::new(None),
                 auth: RwLock::new(None),
                 kick: Notify::new(),
+                wanted: AtomicU64::new(0),
+                attempts: tokio::sync::watch::Sender::new(0),
                 sign_in: tokio::sync::Mutex::new(None),
+                sign_in_failed: Mutex::new(None),
             })
             .collect();
         Bridge {
@@ -261,7 +291,7 @@ impl Bridge {
             if !matches!(state, ConnState::NotSignedIn | ConnState::Rejected) {
                 continue;
             }
-            out.push(self.inner.clone().sign_in(i, wait).await);
+            out.push(self.inner.clone().sign_in(i, wait, Trigger::User).await);
         }
         out
     }
@@ -270,15 +300,17 @@ impl Bridge {
     /// is not connected (bounded by the connect timeout).
     pub async fn report(&self, probe: bool) -> Vec<ServerReport> {
         if probe {
-            let attempts = (0..self.inner.servers.len()).map(|i| {
+            let mut attempts = tokio::task::JoinSet::new();
+            for i in 0..self.inner.servers.len() {
                 let inner = self.inner.clone();
-                async move {
+                attempts.spawn(async move {
                     if inner.servers[i].state.read().await.0 != ConnState::Connected {
-                        inner.connect_once(i).await;
+                        let seen = inner.conn_gen(i);
+                        inner.reconnect(i, seen).await;
                     }
-                }
-            });
-            futures_join_all(attempts).await;
+                });
+            }
+            while attempts.join_next().await.is_some() {}
         }
         let mut out = Vec::new();
         for s in &self.inner.servers {
@@ -303,13 +335,6 @@ impl Bridge {
             Ok(c) => c.describe().to_string(),
             Err(e) => format!("unavailable: {e}"),
         }
-    }
-}
-
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
-    let handles: Vec<_> = futs.collect();
-    for f in handles {
-        f.await;
     }
 }
 
@@ -393,11 +418,62 @@ impl BridgeInner {
         }
     }
 
-    /// Keep server `i` connected for the life of the process.
+    /// The generation of server `i`'s current connection: a reconnect asked for with it
+    /// is done once an attempt that started later has finished.
+    fn conn_gen(&self, i: usize) -> u64 {
+        let v = *self.servers[i].attempts.borrow();
+        v + v % 2
+    }
+
+    /// Ask the background task to replace the connection of generation `seen`; a request
+    /// about a connection already replaced is ignored, so a burst of failed calls
+    /// reconnects once.
+    fn request_reconnect(&self, i: usize, seen: u64) {
+        let server = &self.servers[i];
+        server.wanted.fetch_max(seen, Ordering::SeqCst);
+        server.kick.notify_one();
+    }
+
+    /// Make sure a connection attempt newer than generation `seen` has finished (asking
+    /// for one when needed), bounded by the connect timeout; returns the state after it.
+    async fn reconnect(self: &Arc<Self>, i: usize, seen: u64) -> ConnState {
+        let server = &self.servers[i];
+        if self.started.get().is_none() {
+            // No background task (a CLI command): connect here.
+            return self.connect_once(i).await;
+        }
+        let mut rx = server.attempts.subscribe();
+        let now = *rx.borrow_and_update();
+        let target = if now % 2 == 1 {
+            // One is running: its outcome is the answer.
+            now + 1
+        } else if now > seen {
+            return server.state.read().await.0.clone();
+        } else {
+            self.request_reconnect(i, seen);
+            now + 2
+        };
+        let bound = upstream::CONNECT_TIMEOUT + Duration::from_secs(5);
+        let _ = tokio::time::timeout(bound, rx.wait_for(|v| *v >= target)).await;
+        server.state.read().await.0.clone()
+    }
+
+    /// Keep server `i` connected for the life of the process. This task is the only one
+    /// that connects; others ask it with [`Self::reconnect`].
     async fn run(self: Arc<Self>, i: usize) {
+        let server = &self.servers[i];
         let mut backoff = Duration::from_secs(1);
         loop {
+            server.attempts.send_modify(|v| *v += 1);
             let state = self.connect_once(i).await;
+            server.attempts.send_modify(|v| *v += 1);
+            match state {
+                // The credential is gone (logged out, store broken): its tools go too.
+                ConnState::NotSignedIn | ConnState::StoreFailed => self.forget_tools(i).await,
+                // Rejected or unreachable: the tools stay listed, and calling one says why
+                // it fails and what to do (for an OAuth server, starts the sign-in).
+                _ => {}
+            }
             let wait = match state {
                 ConnState::Connected => {
                     backoff = Duration::from_secs(1);
@@ -412,18 +488,27 @@ impl BridgeInner {
                     Some(w)
                 }
             };
-            let server = &self.servers[i];
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                // A failed call or a closed transport kicks a reconnect.
-                _ = server.kick.notified() => {}
-                _ = async { match wait { Some(w) => tokio::time::sleep(w).await, None => std::future::pending().await } } => {}
+            let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+            loop {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    // A failed call asks for a reconnect; one about an older connection is stale.
+                    _ = server.kick.notified() => {
+                        if server.wanted.load(Ordering::SeqCst) >= *server.attempts.borrow() {
+                            break;
+                        }
+                    }
+                    _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+                }
             }
-            self.drop_connection(i).await;
+            *server.client.write().await = None;
         }
     }
 
-    async fn sign_in(self: Arc<Self>, i: usize, wait: Duration) -> SignInReport {
+    /// Sign in to server `i` in the browser: joins the flow already running, or starts
+    /// one (for a tool call, not within [`SIGN_IN_COOLDOWN`] of one that came to nothing),
+    /// then waits up to `wait` for it. A finished sign-in has reconnected the server.
+    async fn sign_in(self: Arc<Self>, i: usize, wait: Duration, trigger: Trigger) -> SignInReport {
         let server = &self.servers[i];
         let flow = {
             let mut slot = server.sign_in.lock().await;
@@ -431,13 +516,39 @@ impl BridgeInner {
                 // A flow is running: never a second browser window.
                 Some(f) if f.done.borrow().is_none() => f.clone(),
                 _ => {
+                    if trigger == Trigger::Call
+                        && let Some((at, why)) = server.sign_in_failed.lock().expect("lock").clone()
+                        && at.elapsed() < SIGN_IN_COOLDOWN
+                    {
+                        return SignInReport {
+                            server: server.spec.name.clone(),
+                            url: None,
+                            state: "held_back".into(),
+                            error: Some(format!(
+                                "the last browser sign-in ended {} ago without the user ({why})",
+                                humantime::format_duration(Duration::from_secs(
+                                    at.elapsed().as_secs()
+                                ))
+                            )),
+                        };
+                    }
                     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
                     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
                     let inner = self.clone();
                     tokio::spawn(async move {
                         let result = inner.run_sign_in(i, url_tx).await;
-                        if result.is_ok() {
-                            inner.servers[i].kick.notify_one();
+                        let server = &inner.servers[i];
+                        match &result {
+                            Ok(()) => {
+                                *server.sign_in_failed.lock().expect("lock") = None;
+                                // Waiters see the outcome once the server is connected.
+                                let seen = inner.conn_gen(i);
+                                inner.reconnect(i, seen).await;
+                            }
+                            Err(e) => {
+                                *server.sign_in_failed.lock().expect("lock") =
+                                    Some((std::time::Instant::now(), e.clone()));
+                            }
                         }
                         let _ = done_tx.send(Some(result));
                     });
@@ -456,11 +567,7 @@ impl BridgeInner {
         let _ = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
         let outcome = done.borrow().clone();
         let (state, error) = match outcome {
-            Some(Ok(())) => {
-                // Connect now, so the caller sees the tools without waiting for the poll.
-                self.connect_once(i).await;
-                ("signed_in", None)
-            }
+            Some(Ok(())) => ("signed_in", None),
             Some(Err(e)) => ("failed", Some(e)),
             None => ("waiting", None),
         };
@@ -490,7 +597,7 @@ impl BridgeInner {
             &oauth::default_lock_dir(&self.file_dir),
         );
         let mut url_tx = Some(url_tx);
-        oauth::sign_in(&spec.url, store, oauth::LOGIN_TIMEOUT, |line| {
+        oauth::sign_in(&spec.url, store, oauth::login_timeout(), |line| {
             // stdout is the MCP channel: the sign-in text goes to stderr only.
             eprintln!("testrelay: {line}");
             // "Sign in to <server> in your browser. If it does not open, visit: <page>"
@@ -507,10 +614,10 @@ impl BridgeInner {
         .map_err(|e| e.to_string())
     }
 
-    async fn drop_connection(&self, i: usize) {
+    /// Drop server `i`'s tools (and the hybrid tools they enable) from the IDE's list.
+    async fn forget_tools(&self, i: usize) {
         let had_tools = !self.servers[i].tools.read().await.is_empty()
             || !self.servers[i].offered.read().await.is_empty();
-        *self.servers[i].client.write().await = None;
         self.servers[i].tools.write().await.clear();
         self.servers[i].offered.write().await.clear();
         if had_tools {
@@ -533,7 +640,7 @@ impl BridgeInner {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(server = %self.servers[i].spec.name, error = %e, "listing upstream tools failed");
-                self.servers[i].kick.notify_one();
+                self.request_reconnect(i, self.conn_gen(i));
                 return;
             }
         };
@@ -613,27 +720,106 @@ impl BridgeInner {
         }
     }
 
+    /// Forward a call to server `i`. When the server rejects its OAuth sign-in, the
+    /// browser sign-in starts (or is joined) and the call waits a bounded time for the
+    /// user: once signed in, the call is sent again (a rejected request was never run);
+    /// otherwise the answer says where to sign in.
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         i: usize,
         upstream_name: String,
         params: CallToolRequestParams,
         ide_progress: Option<ProgressToken>,
         ide_cancel: CancellationToken,
     ) -> CallToolResult {
-        let server = &self.servers[i];
-        let Some(client) = server.client.read().await.clone() else {
-            let (state, error) = server.state.read().await.clone();
-            let why = error.unwrap_or_else(|| format!("{state:?}"));
-            let next =
-                next_step(&server.spec, &state, *server.auth.read().await).unwrap_or_default();
-            return CallToolResult::error(vec![ContentBlock::text(format!(
-                "cloud server {} is not available: {why}. {next}",
-                server.spec.name
-            ))]);
+        let arguments = params.arguments;
+        let first = self
+            .forward_once(
+                i,
+                &upstream_name,
+                arguments.clone(),
+                ide_progress.clone(),
+                &ide_cancel,
+            )
+            .await;
+        let Forwarded::NeedsSignIn = first else {
+            return first.into_result();
         };
-        let mut upstream_params = CallToolRequestParams::new(upstream_name);
-        if let Some(args) = params.arguments {
+        let server = &self.servers[i];
+        let (name, url) = (&server.spec.name, &server.spec.url);
+        // Start (or join) the flow first, so the IDE can show the URL while the call waits.
+        let started = self.clone().sign_in(i, Duration::ZERO, Trigger::Call).await;
+        if let (Some(token), Some(page), Some(ide)) = (&ide_progress, &started.url, self.ide.get())
+        {
+            let _ = ide
+                .notify_progress(
+                    ProgressNotificationParam::new(token.clone(), 0.0).with_message(format!(
+                        "waiting for the user to sign in to {name} in the browser: {page}"
+                    )),
+                )
+                .await;
+        }
+        let report = if started.state == "waiting" {
+            tokio::select! {
+                r = self.clone().sign_in(i, call_sign_in_wait(), Trigger::Call) => r,
+                _ = ide_cancel.cancelled() => {
+                    return CallToolResult::error(vec![ContentBlock::text("the call was cancelled")]);
+                }
+            }
+        } else {
+            started
+        };
+        let text = match report.state.as_str() {
+            "signed_in" => {
+                return match self
+                    .forward_once(i, &upstream_name, arguments, ide_progress, &ide_cancel)
+                    .await
+                {
+                    Forwarded::NeedsSignIn => {
+                        CallToolResult::error(vec![ContentBlock::text(format!(
+                            "signed in to cloud server {name} again, but it still rejects the sign-in; ask the user to check their account's access, then run `testrelay login {url}`"
+                        ))])
+                    }
+                    other => other.into_result(),
+                };
+            }
+            "waiting" => format!(
+                "cloud server {name} needs the user to sign in again. Ask them to open {} and sign in (testrelay opened it in their browser), then call this tool again",
+                report.url.as_deref().unwrap_or("the sign-in page")
+            ),
+            "held_back" => format!(
+                "cloud server {name} needs the user to sign in again; {}, so no new browser window was opened. When the user is ready, call test_connection with sign_in=true (opens the sign-in page), or ask them to run `testrelay login {url}`, then call this tool again",
+                report
+                    .error
+                    .as_deref()
+                    .unwrap_or("the last sign-in did not finish")
+            ),
+            _ => format!(
+                "the browser sign-in to cloud server {name} failed ({}). Call test_connection with sign_in=true to try again, or ask the user to run `testrelay login {url}`",
+                report.error.as_deref().unwrap_or("no reason given")
+            ),
+        };
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    }
+
+    async fn forward_once(
+        self: &Arc<Self>,
+        i: usize,
+        upstream_name: &str,
+        arguments: Option<serde_json::Map<String, serde_json::Value>>,
+        ide_progress: Option<ProgressToken>,
+        ide_cancel: &CancellationToken,
+    ) -> Forwarded {
+        let server = &self.servers[i];
+        let (client, seen) = {
+            let client = server.client.read().await.clone();
+            (client, self.conn_gen(i))
+        };
+        let Some(client) = client else {
+            return self.unavailable(i, None).await;
+        };
+        let mut upstream_params = CallToolRequestParams::new(upstream_name.to_string());
+        if let Some(args) = arguments {
             upstream_params = upstream_params.with_arguments(args);
         }
         let peer = client.peer().clone();
@@ -645,7 +831,7 @@ impl BridgeInner {
             .await
         {
             Ok(h) => h,
-            Err(e) => return self.transport_failure(i, e.to_string()),
+            Err(e) => return self.transport_failure(i, seen, e.to_string()).await,
         };
         let (id, upstream_token) = (handle.id.clone(), handle.progress_token.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -690,26 +876,86 @@ impl BridgeInner {
                         Some("cancelled by the client".into()),
                     ))
                     .await;
-                CallToolResult::error(vec![ContentBlock::text("the call was cancelled")])
+                Forwarded::Done(CallToolResult::error(vec![ContentBlock::text(
+                    "the call was cancelled",
+                )]))
             }
-            Some(Ok(ServerResult::CallToolResult(result))) => result,
-            Some(Ok(_)) => CallToolResult::error(vec![ContentBlock::text(format!(
-                "cloud server {} answered the call with an unexpected result type",
-                server.spec.name
-            ))]),
-            Some(Err(e)) => self.transport_failure(i, e.to_string()),
+            Some(Ok(ServerResult::CallToolResult(result))) => Forwarded::Done(result),
+            Some(Ok(_)) => {
+                Forwarded::Done(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "cloud server {} answered the call with an unexpected result type",
+                    server.spec.name
+                ))]))
+            }
+            Some(Err(e)) => self.transport_failure(i, seen, e.to_string()).await,
         }
     }
 
-    fn transport_failure(&self, i: usize, error: String) -> CallToolResult {
+    /// Server `i` has no connection: a rejected OAuth sign-in needs the browser, anything
+    /// else is an error result naming the cause and the next step.
+    async fn unavailable(&self, i: usize, failure: Option<String>) -> Forwarded {
         let server = &self.servers[i];
-        server.kick.notify_one();
-        CallToolResult::error(vec![ContentBlock::text(format!(
-            "the call to cloud server {} failed ({}); testrelay is reconnecting, retry in a few seconds; local tools keep working",
-            server.spec.name,
-            plain_error(&error)
-        ))])
+        let (state, error) = server.state.read().await.clone();
+        let auth = *server.auth.read().await;
+        if state == ConnState::Rejected && auth == Some(AuthStyle::Oauth) {
+            return Forwarded::NeedsSignIn;
+        }
+        let why = error.unwrap_or_else(|| format!("{state:?}"));
+        let next = next_step(&server.spec, &state, auth).unwrap_or_default();
+        let text = match failure {
+            Some(f) => format!(
+                "the call to cloud server {} failed ({f}), and it is not available now: {why}. {next}",
+                server.spec.name
+            ),
+            None => format!(
+                "cloud server {} is not available: {why}. {next}",
+                server.spec.name
+            ),
+        };
+        Forwarded::Done(CallToolResult::error(vec![ContentBlock::text(text)]))
     }
+
+    /// A call failed in transport (network, 5xx, a token nobody can refresh): reconnect
+    /// once to learn why, and say so. The call itself is not repeated: it may have run.
+    async fn transport_failure(self: &Arc<Self>, i: usize, seen: u64, error: String) -> Forwarded {
+        let error = plain_error(&error);
+        match self.reconnect(i, seen).await {
+            ConnState::Connected => {
+                Forwarded::Done(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "the call to cloud server {} failed ({error}); testrelay has reconnected, so retry the call; local tools keep working",
+                    self.servers[i].spec.name
+                ))]))
+            }
+            _ => self.unavailable(i, Some(error)).await,
+        }
+    }
+}
+
+/// How one attempt to forward a call ended.
+enum Forwarded {
+    Done(CallToolResult),
+    /// The server rejected the OAuth sign-in: only the user can fix it, in the browser.
+    NeedsSignIn,
+}
+
+impl Forwarded {
+    fn into_result(self) -> CallToolResult {
+        match self {
+            Forwarded::Done(r) => r,
+            Forwarded::NeedsSignIn => CallToolResult::error(vec![ContentBlock::text(
+                "the cloud server rejected the sign-in",
+            )]),
+        }
+    }
+}
+
+/// How long a call waits for a browser sign-in it started.
+fn call_sign_in_wait() -> Duration {
+    std::env::var("TESTRELAY_SIGN_IN_WAIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(CALL_SIGN_IN_WAIT)
 }
 
 /// The part of a transport error a person can act on: rmcp's messages nest the transport's

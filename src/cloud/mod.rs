@@ -19,8 +19,8 @@ pub use config::{CloudConfig, ServerSpec, default_config_file, parse_server_url}
 pub use credentials::{Credentials, Kind as CredentialKind, Secret, StoreKind, default_file_dir};
 pub use error::CloudError;
 pub use oauth::{
-    AuthStyle, LOGIN_TIMEOUT, OAuthStore, connect as connect_oauth, default_lock_dir, sign_in,
-    validate_authorization_url,
+    AuthStyle, OAuthStore, Revocation, connect as connect_oauth, default_lock_dir, login_timeout,
+    revoke, sign_in, validate_authorization_url,
 };
 pub use upstream::{
     UpstreamHandler, connect as connect_upstream, describe as describe_upstream, init_tls,

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::{
-    AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, CredentialRefreshGuard,
-    CredentialStore, OAuthState, StoredCredentials,
+    AuthClient, AuthError, AuthorizationManager, AuthorizationMetadata, AuthorizationRequest,
+    CredentialRefreshGuard, CredentialStore, OAuthState, StoredCredentials,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +30,16 @@ use super::upstream::{self, Upstream, UpstreamHandler};
 
 /// How long `testrelay login` waits for the browser to come back.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a browser sign-in waits for the user: `TESTRELAY_LOGIN_TIMEOUT` seconds, or
+/// [`LOGIN_TIMEOUT`].
+pub fn login_timeout() -> Duration {
+    std::env::var("TESTRELAY_LOGIN_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(LOGIN_TIMEOUT)
+}
+
 /// How long a process waits for another one to finish refreshing the same server's token.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
@@ -328,6 +338,13 @@ pub async fn sign_in(
     let mut manager = AuthorizationManager::new(url.as_str())
         .await
         .map_err(|e| oauth_err(url, e))?;
+    // rmcp refuses metadata that lists PKCE methods without S256, but only warns when the
+    // list is missing; MCP clients must refuse that too, before anything is registered.
+    let resolved = manager
+        .resolve_metadata_from_challenge(challenge.as_deref())
+        .await
+        .map_err(|e| oauth_err(url, e))?;
+    require_pkce(url, &resolved.metadata)?;
     manager.set_credential_store(store);
     let mut state = OAuthState::Unauthorized(manager);
     let mut request = AuthorizationRequest::new(&redirect).with_client_name("testrelay");
@@ -374,6 +391,146 @@ pub async fn sign_in(
         .handle_callback_url(&format!("http://127.0.0.1:{port}{target}"))
         .await
         .map_err(|e| oauth_err(url, e))
+}
+
+/// Refuse an authorization server that does not advertise PKCE with S256: without it
+/// nothing guarantees the code cannot be redeemed by whoever intercepts the redirect.
+fn require_pkce(url: &Url, metadata: &AuthorizationMetadata) -> Result<(), CloudError> {
+    let methods = metadata.code_challenge_methods_supported.as_deref();
+    if methods.is_some_and(|m| m.iter().any(|m| m == "S256")) {
+        return Ok(());
+    }
+    let listed = match methods {
+        None => "does not list code_challenge_methods_supported".to_string(),
+        Some(m) => format!("lists only {:?}", m),
+    };
+    Err(CloudError::Connect {
+        url: url.to_string(),
+        reason: format!(
+            "its authorization server {} {listed}; testrelay signs in only with PKCE (S256). Ask the service to enable PKCE, or use an API key",
+            metadata
+                .issuer
+                .as_deref()
+                .unwrap_or(&metadata.authorization_endpoint)
+        ),
+    })
+}
+
+/// What `testrelay logout` achieved at the authorization server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// No OAuth tokens were stored.
+    NothingStored,
+    /// The server revoked the refresh (and access) token: the grant is gone there too.
+    Revoked {
+        endpoint: String,
+    },
+    /// The server publishes no revocation endpoint (RFC 7009).
+    Unsupported,
+    Failed(String),
+}
+
+/// Revoke the stored OAuth tokens for `url` at its authorization server (RFC 7009): the
+/// refresh token first (which ends the grant), then the access token. Bounded in time;
+/// the caller deletes the local credentials whatever this returns.
+pub async fn revoke(creds: Arc<Credentials>, url: &Url) -> Revocation {
+    upstream::init_tls();
+    let u = url.clone();
+    let stored = tokio::task::spawn_blocking(move || creds.get_kind(&u, Kind::OAuth)).await;
+    let stored: StoredCredentials = match stored {
+        Ok(Ok(Some(raw))) => match serde_json::from_str(raw.expose()) {
+            Ok(s) => s,
+            Err(_) => {
+                return Revocation::Failed("the stored OAuth credentials are not readable".into());
+            }
+        },
+        Ok(Ok(None)) => return Revocation::NothingStored,
+        Ok(Err(e)) => return Revocation::Failed(e.to_string()),
+        Err(e) => return Revocation::Failed(e.to_string()),
+    };
+    let Some(tokens) = stored
+        .token_response
+        .as_ref()
+        .and_then(|t| serde_json::to_value(t).ok())
+    else {
+        return Revocation::NothingStored;
+    };
+    let work = async {
+        let challenge = fetch_challenge(url).await;
+        let manager = AuthorizationManager::new(url.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let metadata = manager
+            .resolve_metadata_from_challenge(challenge.as_deref())
+            .await
+            .map_err(|e| e.to_string())?
+            .metadata;
+        let Some(endpoint) = metadata
+            .additional_fields
+            .get("revocation_endpoint")
+            .and_then(|v| v.as_str())
+        else {
+            return Ok(Revocation::Unsupported);
+        };
+        let endpoint = validate_endpoint(endpoint)?;
+        for hint in ["refresh_token", "access_token"] {
+            let Some(token) = tokens.get(hint).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("token", token)
+                .append_pair("token_type_hint", hint)
+                .append_pair("client_id", &stored.client_id)
+                .finish();
+            let response = upstream::http_client()
+                .post(endpoint.as_str())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{}: {}", endpoint, e.without_url()))?;
+            let status = response.status();
+            if !status.is_success() {
+                // RFC 7009 answers errors as JSON with an `error` code; nothing else of the
+                // body is shown.
+                let code = response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
+                return Err(format!(
+                    "{endpoint} answered HTTP {}{}",
+                    status.as_u16(),
+                    code.map(|c| format!(" ({c})")).unwrap_or_default()
+                ));
+            }
+        }
+        Ok(Revocation::Revoked {
+            endpoint: endpoint.to_string(),
+        })
+    };
+    match tokio::time::timeout(upstream::CONNECT_TIMEOUT, work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Revocation::Failed(e),
+        Err(_) => Revocation::Failed(format!(
+            "no answer within {}s",
+            upstream::CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// An endpoint a token may be sent to: `https`, or `http` to this machine only.
+fn validate_endpoint(raw: &str) -> Result<Url, String> {
+    let url =
+        Url::parse(raw).map_err(|_| format!("the revocation endpoint '{raw}' is not a URL"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(format!(
+            "refusing to send a token to the revocation endpoint {url}: not https"
+        )),
+    }
 }
 
 /// How a server is signed in to, as `status` and `test_connection` say it.

@@ -127,11 +127,7 @@ async fn browser_login(kind: StoreKind, spec: &ServerSpec, printer: &mut Printer
     let described = store.describe().to_string();
     let lock_dir = cloud::default_lock_dir(&cloud::default_file_dir());
     let oauth = cloud::OAuthStore::new(store.clone(), &spec.url, &lock_dir);
-    let wait = std::env::var("TESTRELAY_LOGIN_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(std::time::Duration::from_secs)
-        .unwrap_or(cloud::LOGIN_TIMEOUT);
+    let wait = cloud::login_timeout();
     if let Err(e) = cloud::sign_in(&spec.url, oauth.clone(), wait, |m| printer.note(m)).await {
         printer.error(&format!(
             "{e}\n  (to use an API key instead: `testrelay login {} --api-key-stdin < key.txt`)",
@@ -191,16 +187,41 @@ pub async fn logout(ctx: AppContext, a: ServerArg) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let store = std::sync::Arc::new(store);
+    // Revoke at the server first (it needs the stored tokens), then delete them here
+    // whatever the server said: logging out never leaves the tokens behind.
+    let revoked = cloud::revoke(store.clone(), &spec.url).await;
     let url = spec.url.clone();
     match blocking(move || store.delete(&url)).await {
-        Ok(true) => printer.text(&format!("removed the stored credential for {}\n", spec.url)),
+        Ok(true) => printer.text(&format!(
+            "removed the stored credential and client registration for {}\n",
+            spec.url
+        )),
         Ok(false) => printer.text(&format!("no credential was stored for {}\n", spec.url)),
         Err(e) => {
             printer.error(&e.to_string());
             return ExitCode::from(2);
         }
     }
-    ExitCode::SUCCESS
+    match revoked {
+        cloud::Revocation::NothingStored => ExitCode::SUCCESS,
+        cloud::Revocation::Revoked { endpoint } => {
+            printer.text(&format!("revoked the sign-in at {endpoint}\n"));
+            ExitCode::SUCCESS
+        }
+        cloud::Revocation::Unsupported => {
+            printer.note(
+                "the authorization server offers no token revocation: the tokens it issued stay valid until they expire",
+            );
+            ExitCode::SUCCESS
+        }
+        cloud::Revocation::Failed(why) => {
+            printer.error(&format!(
+                "could not revoke the sign-in at the server ({why}); the tokens are deleted here, but the server may accept them until they expire (you can also revoke testrelay's access in the service's account settings)"
+            ));
+            ExitCode::from(1)
+        }
+    }
 }
 
 pub async fn status(ctx: AppContext) -> ExitCode {

@@ -75,6 +75,12 @@ struct AsState {
     issued: Vec<String>,
     refreshes: usize,
     registered: usize,
+    /// Authorization requests: one per browser window opened on the sign-in page.
+    authorizations: usize,
+    /// Tokens presented to the revocation endpoint.
+    revocations: Vec<String>,
+    /// Leave `code_challenge_methods_supported` out of the metadata.
+    no_pkce: bool,
 }
 
 type Shared = Arc<Mutex<AsState>>;
@@ -105,8 +111,11 @@ async fn prm(State(s): State<Shared>) -> Json<Value> {
 }
 
 async fn as_metadata(State(s): State<Shared>) -> Json<Value> {
-    let base = s.lock().unwrap().base.clone();
-    Json(json!({
+    let (base, no_pkce) = {
+        let s = s.lock().unwrap();
+        (s.base.clone(), s.no_pkce)
+    };
+    let mut metadata = json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
@@ -117,7 +126,34 @@ async fn as_metadata(State(s): State<Shared>) -> Json<Value> {
         "token_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
         "scopes_supported": ["mcp"],
-    }))
+        "revocation_endpoint": format!("{base}/revoke"),
+    });
+    if no_pkce {
+        metadata
+            .as_object_mut()
+            .unwrap()
+            .remove("code_challenge_methods_supported");
+    }
+    Json(metadata)
+}
+
+/// RFC 7009: revoking a refresh or access token ends its grant; unknown tokens are fine.
+async fn revoke(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) -> StatusCode {
+    let mut s = s.lock().unwrap();
+    if f.get("client_id").is_none_or(|c| !c.starts_with("client-")) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let token = f.get("token").cloned().unwrap_or_default();
+    let grant = s
+        .refresh
+        .get(&token)
+        .or_else(|| s.access.get(&token))
+        .copied();
+    if let Some(g) = grant {
+        s.revoked.insert(g);
+    }
+    s.revocations.push(token);
+    StatusCode::OK
 }
 
 async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
@@ -138,6 +174,7 @@ async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Response 
 
 async fn authorize(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let mut s = s.lock().unwrap();
+    s.authorizations += 1;
     if q.get("code_challenge_method").map(String::as_str) != Some("S256")
         || q.get("response_type").map(String::as_str) != Some("code")
     {
@@ -283,6 +320,7 @@ async fn fake_oauth_cloud() -> (Shared, String) {
         .route("/register", post(register))
         .route("/authorize", get(authorize))
         .route("/token", post(token))
+        .route("/revoke", post(revoke))
         .with_state(state.clone())
         .merge(mcp);
     tokio::spawn(async move {
@@ -407,6 +445,9 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
     cmd.args(["--server", &url, "--credential-store", "file"])
         .env("XDG_CONFIG_HOME", home.path())
         .env("TESTRELAY_STATE_DIR", work.path())
+        // A browser nobody uses: the revoked sign-in below is not renewed.
+        .env("TESTRELAY_BROWSER", "true")
+        .env("TESTRELAY_SIGN_IN_WAIT", "1")
         .env("TESTRELAY_LOG", "debug");
     let (transport, stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::piped())
@@ -466,7 +507,8 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
         "the rotated refresh token was not persisted"
     );
 
-    // The grant is revoked: the next call fails, and the state says to sign in again.
+    // The grant is revoked: the next call opens the sign-in page, and, the user not
+    // coming, says where to sign in; the state says to sign in again.
     {
         let mut s = state.lock().unwrap();
         let grants: Vec<u64> = s.access.values().copied().collect();
@@ -474,6 +516,11 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
     }
     let r = call("whoami").await;
     assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(
+        text(&r).contains("needs the user to sign in again") && text(&r).contains("/authorize?"),
+        "{}",
+        text(&r)
+    );
     let mut last = Value::Null;
     for _ in 0..60 {
         let conn = client
@@ -544,10 +591,20 @@ async fn session(
     work: &std::path::Path,
     url: &str,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    session_with(home, work, url, &[]).await
+}
+
+async fn session_with(
+    home: &std::path::Path,
+    work: &std::path::Path,
+    url: &str,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["--server", url, "--credential-store", "file"])
         .env("XDG_CONFIG_HOME", home)
-        .env("TESTRELAY_STATE_DIR", work);
+        .env("TESTRELAY_STATE_DIR", work)
+        .envs(envs.iter().copied());
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()
@@ -652,4 +709,233 @@ async fn the_agent_can_start_the_browser_sign_in_itself() {
             .len()
             > 0
     );
+}
+
+/// A "browser" that appends each URL it is asked to open to `opened.log` in `dir` and,
+/// when `follow`, signs in (follows the URL back to testrelay's loopback callback).
+fn recording_browser(
+    dir: &std::path::Path,
+    follow: bool,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = dir.join("opened.log");
+    let path = dir.join(if follow { "follow.py" } else { "record.py" });
+    let follow = if follow {
+        "urllib.request.urlopen(sys.argv[1], timeout=30).read()\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "#!/usr/bin/env python3\nimport sys, urllib.request\nopen({:?}, 'a').write(sys.argv[1] + '\\n')\n{follow}",
+            log.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (path, log)
+}
+
+fn windows_opened(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn revoke_every_grant(state: &Shared) {
+    let mut s = state.lock().unwrap();
+    let grants: Vec<u64> = s
+        .access
+        .values()
+        .chain(s.refresh.values())
+        .copied()
+        .collect();
+    s.revoked.extend(grants);
+}
+
+async fn signed_in(state: &Shared, home: &std::path::Path, url: &str) {
+    let (h, u) = (home.to_path_buf(), url.to_string());
+    let (out, said) = tokio::task::spawn_blocking(move || browser_login(&h, &u))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert_no_token(state, &said, "login output");
+}
+
+fn whoami() -> CallToolRequestParams {
+    CallToolRequestParams::new("whoami")
+        .with_arguments(json!({"name": "ada"}).as_object().cloned().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_after_a_revoked_sign_in_open_one_browser_window_then_succeed() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    signed_in(&state, home.path(), &url).await;
+    let (browser, log) = recording_browser(home.path(), true);
+    let client = session_with(
+        home.path(),
+        work.path(),
+        &url,
+        &[("TESTRELAY_BROWSER", browser.as_os_str())],
+    )
+    .await;
+    let before = state.lock().unwrap().authorizations;
+
+    // The grant dies while the IDE is idle; then the agent fires five calls at once.
+    revoke_every_grant(&state);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let peer = client.peer().clone();
+        calls.spawn(async move { peer.call_tool(whoami()).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        answers.push(r.unwrap().unwrap());
+    }
+    for r in &answers {
+        assert_eq!(
+            (text(r).as_str(), r.is_error),
+            ("hello ada from the protected server", Some(false)),
+            "every call completes after the one sign-in"
+        );
+    }
+    assert_eq!(windows_opened(&log), 1, "one browser window for five calls");
+    assert_eq!(state.lock().unwrap().authorizations, before + 1);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_nobody_finishes_is_not_reopened_by_every_call() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    signed_in(&state, home.path(), &url).await;
+    let (browser, log) = recording_browser(home.path(), false);
+    let client = session_with(
+        home.path(),
+        work.path(),
+        &url,
+        &[
+            ("TESTRELAY_BROWSER", browser.as_os_str()),
+            ("TESTRELAY_SIGN_IN_WAIT", "1".as_ref()),
+            ("TESTRELAY_LOGIN_TIMEOUT", "2".as_ref()),
+        ],
+    )
+    .await;
+    revoke_every_grant(&state);
+
+    let first = client.call_tool(whoami()).await.unwrap();
+    let said = text(&first);
+    assert_eq!(first.is_error, Some(true), "{said}");
+    assert!(
+        said.contains("/authorize?") && said.contains("call this tool again"),
+        "{said}"
+    );
+    assert_no_token(&state, &said, "the call's answer");
+
+    // Calls while the flow runs join it; once it has timed out, calls are held back.
+    let mut held = None;
+    for _ in 0..20 {
+        let r = client.call_tool(whoami()).await.unwrap();
+        assert_eq!(r.is_error, Some(true));
+        if text(&r).contains("no new browser window was opened") {
+            held = Some(text(&r));
+            break;
+        }
+    }
+    let held = held.expect("calls kept waiting on a sign-in that had timed out");
+    assert!(held.contains("sign_in=true"), "{held}");
+    for _ in 0..3 {
+        client.call_tool(whoami()).await.unwrap();
+    }
+    assert_eq!(windows_opened(&log), 1, "a call reopened the sign-in page");
+
+    // The user asking for it opens the page again.
+    let asked = client
+        .call_tool(
+            CallToolRequestParams::new("test_connection").with_arguments(
+                json!({"sign_in": true, "wait_seconds": 1})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let v = asked.structured_content.unwrap();
+    assert_eq!(v["sign_in"][0]["state"], "waiting", "{v}");
+    assert_eq!(windows_opened(&log), 2);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_server_without_pkce_is_refused_before_anything_opens() {
+    let (state, url) = fake_oauth_cloud().await;
+    state.lock().unwrap().no_pkce = true;
+    let home = tempfile::tempdir().unwrap();
+    let (h, u) = (home.path().to_path_buf(), url.clone());
+    let (out, said) = tokio::task::spawn_blocking(move || browser_login(&h, &u))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("code_challenge_methods_supported") && said.contains("PKCE"),
+        "{said}"
+    );
+    let s = state.lock().unwrap();
+    assert_eq!((s.registered, s.authorizations), (0, 0), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_sign_in_at_the_server_and_deletes_it_here() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    signed_in(&state, home.path(), &url).await;
+    let refresh = state
+        .lock()
+        .unwrap()
+        .refresh
+        .keys()
+        .next()
+        .cloned()
+        .unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["logout", &url, "--credential-store", "file"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("TESTRELAY_SERVER")
+        .output()
+        .await
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("revoked the sign-in at") && said.contains("/revoke"),
+        "{said}"
+    );
+    assert_no_token(&state, &said, "logout output");
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(
+            s.revocations.first(),
+            Some(&refresh),
+            "the refresh token goes first"
+        );
+        assert!(
+            !s.revoked.is_empty(),
+            "the grant is still alive at the server"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(home.path().join("testrelay/credentials"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert!(left.is_empty(), "credentials left behind: {left:?}");
 }
