@@ -101,8 +101,9 @@ pub struct SignInReport {
     pub server: String,
     /// The page to sign in on (also opened in the browser and printed to stderr).
     pub url: Option<String>,
-    /// `signed_in`, `waiting` (the user has not finished yet), `failed`, or `held_back`
-    /// (a tool call found the last sign-in unfinished and opened no new browser window).
+    /// `signed_in`, `waiting` (the user has not finished yet) or `failed`.
+    // (Internally also `held_back`: a tool call found the last sign-in unfinished and
+    // opened no new browser window; test_connection never holds back.)
     pub state: String,
     pub error: Option<String>,
 }
@@ -144,6 +145,9 @@ pub struct ServerReport {
     /// How testrelay signs in to it: `oauth` (browser sign-in) or `api_key`; null when
     /// no credential is stored.
     pub auth: Option<AuthStyle>,
+    /// How the stored credential stands (valid for how long, expired, revoked); never
+    /// the credential itself. Null when none is stored.
+    pub credential: Option<String>,
     pub next_step: Option<String>,
 }
 
@@ -313,8 +317,9 @@ impl Bridge {
             while attempts.join_next().await.is_some() {}
         }
         let mut out = Vec::new();
-        for s in &self.inner.servers {
+        for (i, s) in self.inner.servers.iter().enumerate() {
             let (state, error) = s.state.read().await.clone();
+            let credential = self.inner.credential_state(i).await;
             let auth = *s.auth.read().await;
             out.push(ServerReport {
                 name: s.spec.name.clone(),
@@ -325,6 +330,7 @@ impl Bridge {
                 error,
                 server: s.described.read().await.clone(),
                 tools: s.tools.read().await.len(),
+                credential,
             });
         }
         out
@@ -341,6 +347,19 @@ impl Bridge {
 impl BridgeInner {
     async fn set_state(&self, i: usize, state: ConnState, error: Option<String>) {
         *self.servers[i].state.write().await = (state, error);
+    }
+
+    async fn credential_state(&self, i: usize) -> Option<String> {
+        let kind = self.config.credential_store;
+        let dir = self.file_dir.clone();
+        let url = self.servers[i].spec.url.clone();
+        tokio::task::spawn_blocking(move || {
+            Credentials::open(kind, &dir).and_then(|c| oauth::token_state(&c, &url))
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
     }
 
     /// One attempt: read the credential, connect, list tools. Updates the state.

@@ -559,6 +559,61 @@ impl Credential {
     }
 }
 
+/// How the stored credential for `url` stands, in words, for `status` and
+/// `test_connection` (blocking; never shows the credential): None when there is none.
+pub fn token_state(creds: &Credentials, url: &Url) -> Result<Option<String>, CloudError> {
+    if creds.get(url)?.is_some() {
+        return Ok(Some("api key (does not expire)".into()));
+    }
+    let Some(raw) = creds.get_kind(url, Kind::OAuth)? else {
+        return Ok(None);
+    };
+    let Ok(stored) = serde_json::from_str::<StoredCredentials>(raw.expose()) else {
+        return Ok(Some("unreadable: sign in again".into()));
+    };
+    let Some(tokens) = stored
+        .token_response
+        .as_ref()
+        .and_then(|t| serde_json::to_value(t).ok())
+    else {
+        return Ok(Some("revoked or expired for good: sign in again".into()));
+    };
+    let refreshable = tokens.get("refresh_token").is_some_and(|v| v.is_string());
+    let expires_in = tokens.get("expires_in").and_then(|v| v.as_u64());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (Some(expires_in), Some(received)) = (expires_in, stored.token_received_at) else {
+        return Ok(Some("oauth access token (no expiry given)".into()));
+    };
+    let expires_at = received.saturating_add(expires_in);
+    Ok(Some(if expires_at > now {
+        format!(
+            "oauth access token valid for {}{}",
+            approx(expires_at - now),
+            if refreshable {
+                ", renewed automatically"
+            } else {
+                ""
+            }
+        )
+    } else if refreshable {
+        format!(
+            "oauth access token expired {} ago, renewed on next use",
+            approx(now - expires_at)
+        )
+    } else {
+        "oauth access token expired and cannot be renewed: sign in again".into()
+    }))
+}
+
+/// A duration to the minute (to the second under one).
+fn approx(secs: u64) -> String {
+    let secs = if secs >= 60 { secs / 60 * 60 } else { secs };
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
 /// The credential for `url` in `creds` (blocking): an API key wins over OAuth tokens.
 pub fn lookup(
     creds: Arc<Credentials>,
@@ -658,6 +713,74 @@ mod tests {
         drop(held);
         let again = tokio::time::timeout(Duration::from_secs(5), b.acquire_refresh_guard()).await;
         assert!(matches!(again, Ok(Ok(Some(_)))));
+    }
+
+    #[test]
+    fn the_credential_state_says_how_long_without_showing_it() {
+        let d = tempfile::tempdir().unwrap();
+        let creds = Credentials::open(super::super::StoreKind::File, &d.path().join("c")).unwrap();
+        let url = Url::parse("https://mcp.example.com/mcp").unwrap();
+        assert_eq!(token_state(&creds, &url).unwrap(), None);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let tokens = |refresh: bool| {
+            let mut v = serde_json::json!({"access_token": "at-secret", "token_type": "bearer", "expires_in": 3600});
+            if refresh {
+                v["refresh_token"] = "rt-secret".into();
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let save = |stored: StoredCredentials| {
+            let json = serde_json::to_string(&stored).unwrap();
+            creds
+                .set_kind(&url, Kind::OAuth, &Secret::new(json))
+                .unwrap();
+        };
+        save(StoredCredentials::new(
+            "c".into(),
+            Some(tokens(true)),
+            vec![],
+            Some(now - 600),
+        ));
+        let fresh = token_state(&creds, &url).unwrap().unwrap();
+        assert_eq!(
+            fresh,
+            "oauth access token valid for 50m, renewed automatically"
+        );
+        save(StoredCredentials::new(
+            "c".into(),
+            Some(tokens(true)),
+            vec![],
+            Some(now - 3700),
+        ));
+        assert_eq!(
+            token_state(&creds, &url).unwrap().unwrap(),
+            "oauth access token expired 1m ago, renewed on next use"
+        );
+        save(StoredCredentials::new(
+            "c".into(),
+            Some(tokens(false)),
+            vec![],
+            Some(now - 3700),
+        ));
+        assert!(
+            token_state(&creds, &url)
+                .unwrap()
+                .unwrap()
+                .contains("sign in again")
+        );
+        save(StoredCredentials::new("c".into(), None, vec![], None));
+        assert!(
+            token_state(&creds, &url)
+                .unwrap()
+                .unwrap()
+                .starts_with("revoked")
+        );
+        creds.set(&url, &Secret::new("k-secret")).unwrap();
+        let key = token_state(&creds, &url).unwrap().unwrap();
+        assert_eq!(key, "api key (does not expire)");
     }
 
     #[tokio::test]

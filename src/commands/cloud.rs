@@ -259,6 +259,9 @@ pub async fn status(ctx: AppContext) -> ExitCode {
             None => {}
         }
         out.push('\n');
+        if let Some(c) = &r.credential {
+            out.push_str(&format!("    credential: {c}\n"));
+        }
         if let Some(e) = &r.error {
             out.push_str(&format!("    {e}\n"));
         }

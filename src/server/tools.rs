@@ -414,7 +414,7 @@ impl TestRelayServer {
         }))
     }
 
-    /// Check the connection to the hosted test-management service: whether a cloud server is configured, which credential store holds the credential, whether the server is reachable and accepts the credential, the upstream server's name and version, and how many of its tools are available here. When something is wrong it says what to do next. With `sign_in: true` it also opens the sign-in page in the user's browser for servers that are not signed in, waits for the user, and returns the sign-in URL to show them. Local tools work without any cloud.
+    /// Check the connection to the hosted test-management service: whether a cloud server is configured, which credential store holds the credential, whether the server is reachable and accepts the credential, the upstream server's name and version, and how many of its tools are available here. When something is wrong it says what to do next. With `sign_in: true` it also opens the sign-in page in the user's browser for servers that are not signed in, waits for the user, and returns the sign-in URL to show them (a call to a cloud tool whose sign-in was revoked does the same by itself). Local tools work without any cloud.
     #[tool(annotations(
         title = "Test cloud connection",
         read_only_hint = true,

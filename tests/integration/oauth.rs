@@ -436,7 +436,10 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
     let said = String::from_utf8_lossy(&status.stdout).to_string();
     assert_eq!(status.status.code(), Some(0), "{said}");
     assert!(
-        said.contains("(connected)") && said.contains("signed in with oauth"),
+        said.contains("(connected)")
+            && said.contains("signed in with oauth")
+            && said.contains("credential: oauth access token valid for")
+            && said.contains("renewed automatically"),
         "{said}"
     );
 
