@@ -769,6 +769,32 @@ async fn signed_in(state: &Shared, home: &std::path::Path, url: &str) {
     assert_no_token(state, &said, "login output");
 }
 
+/// A signed-in IDE session whose browser records the windows it opens (and signs in when
+/// `follow`).
+struct Recorded {
+    state: Shared,
+    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    log: std::path::PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn recorded_session(follow: bool, envs: &[(&str, &str)]) -> Recorded {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    signed_in(&state, home.path(), &url).await;
+    let (browser, log) = recording_browser(home.path(), follow);
+    let mut all = vec![("TESTRELAY_BROWSER", browser.as_os_str())];
+    all.extend(envs.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(v))));
+    let client = session_with(home.path(), work.path(), &url, &all).await;
+    Recorded {
+        state,
+        client,
+        log,
+        _dirs: (home, work),
+    }
+}
+
 fn whoami() -> CallToolRequestParams {
     CallToolRequestParams::new("whoami")
         .with_arguments(json!({"name": "ada"}).as_object().cloned().unwrap())
@@ -776,18 +802,13 @@ fn whoami() -> CallToolRequestParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_after_a_revoked_sign_in_open_one_browser_window_then_succeed() {
-    let (state, url) = fake_oauth_cloud().await;
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    signed_in(&state, home.path(), &url).await;
-    let (browser, log) = recording_browser(home.path(), true);
-    let client = session_with(
-        home.path(),
-        work.path(),
-        &url,
-        &[("TESTRELAY_BROWSER", browser.as_os_str())],
-    )
-    .await;
+    // `_dirs` keeps the session's directories until the test ends.
+    let Recorded {
+        state,
+        client,
+        log,
+        _dirs,
+    } = recorded_session(true, &[]).await;
     let before = state.lock().unwrap().authorizations;
 
     // The grant dies while the IDE is idle; then the agent fires five calls at once.
@@ -815,19 +836,17 @@ async fn calls_after_a_revoked_sign_in_open_one_browser_window_then_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_nobody_finishes_is_not_reopened_by_every_call() {
-    let (state, url) = fake_oauth_cloud().await;
-    let home = tempfile::tempdir().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    signed_in(&state, home.path(), &url).await;
-    let (browser, log) = recording_browser(home.path(), false);
-    let client = session_with(
-        home.path(),
-        work.path(),
-        &url,
+    // `_dirs` keeps the session's directories until the test ends.
+    let Recorded {
+        state,
+        client,
+        log,
+        _dirs,
+    } = recorded_session(
+        false,
         &[
-            ("TESTRELAY_BROWSER", browser.as_os_str()),
-            ("TESTRELAY_SIGN_IN_WAIT", "1".as_ref()),
-            ("TESTRELAY_LOGIN_TIMEOUT", "2".as_ref()),
+            ("TESTRELAY_SIGN_IN_WAIT", "1"),
+            ("TESTRELAY_LOGIN_TIMEOUT", "2"),
         ],
     )
     .await;
