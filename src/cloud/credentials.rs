@@ -1,5 +1,6 @@
-//! Where credentials live: the OS keychain (Linux: Secret Service, then the kernel
-//! keyutils store), or, only when the user opts in, a 0600 file in a 0700 directory.
+//! Where credentials live: the OS keychain (macOS: the login keychain; Windows: Credential
+//! Manager; Linux: Secret Service, then the kernel keyutils store), or, only when the user
+//! opts in, a 0600 file in a 0700 directory. Other platforms have no keychain support.
 //!
 //! One entry per server URL and kind (service `testrelay:<url>`, user `api-key` or
 //! `oauth`), independent of testrelay's version, holding the secret as UTF-8 bytes. Where
@@ -179,10 +180,48 @@ fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), Cloud
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    let keychain = apple_native_keyring_store::keychain::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    match keychain {
+        Ok(s) => Ok((s, "OS keychain (macOS login keychain)".into())),
+        Err(e) => Err(CloudError::Credentials(format!(
+            "the macOS login keychain is not usable ({e}). Unlock it (Keychain Access, or \
+             `security unlock-keychain` over SSH), or opt in to a 0600 file with \
+             --credential-store file (or credential_store = \"file\" in the config file)"
+        ))),
+    }
+}
+
+#[cfg(windows)]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    let manager = windows_native_keyring_store::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    match manager {
+        Ok(s) => Ok((s, "OS keychain (Windows Credential Manager)".into())),
+        Err(e) => Err(CloudError::Credentials(format!(
+            "the Windows Credential Manager is not usable ({e}); opt in to a 0600 file with \
+             --credential-store file (or credential_store = \"file\" in the config file)"
+        ))),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
     Err(CloudError::Credentials(
-        "the OS keychain is not supported on this platform yet; opt in to a 0600 file with --credential-store file".into(),
+        "testrelay has no OS keychain support on this platform (only macOS, Windows and Linux); \
+         opt in to a 0600 file with --credential-store file (or credential_store = \"file\" in \
+         the config file)"
+            .into(),
     ))
 }
 
