@@ -1,10 +1,13 @@
-//! Where credentials live: the OS keychain (Linux: Secret Service, then the kernel
-//! keyutils store), or, only when the user opts in, a 0600 file in a 0700 directory.
+//! Where credentials live: the OS keychain (macOS: the login keychain; Windows: Credential
+//! Manager; Linux: Secret Service, then the kernel keyutils store), or, only when the user
+//! opts in, a 0600 file in a 0700 directory. Other platforms have no keychain support.
 //!
-//! One entry per server URL (service `testrelay:<url>`), independent of testrelay's
-//! version. Secrets are wrapped in [`Secret`], whose `Debug` never shows the value, and
-//! nothing here logs or returns one in an error. Keychain calls block, so callers run
-//! them on a blocking thread.
+//! One entry per server URL and kind (service `testrelay:<url>`, user `api-key` or
+//! `oauth`), independent of testrelay's version, holding the secret as UTF-8 bytes. Where
+//! an entry is too small for OAuth tokens (Windows: 2,560 bytes), `chunked` splits the
+//! secret across several. Secrets are wrapped in [`Secret`], whose `Debug` never shows the
+//! value, and nothing here logs or returns one in an error. Keychain calls block, so
+//! callers run them on a blocking thread.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::chunked::{self, ChunkError};
 use super::error::CloudError;
 
 /// Which store holds credentials.
@@ -57,7 +61,11 @@ impl std::fmt::Debug for Secret {
 }
 
 enum Backend {
-    Keychain(Arc<keyring_core::CredentialStore>),
+    Keychain {
+        store: Arc<keyring_core::CredentialStore>,
+        /// Secrets longer than this are split across entries.
+        entry_limit: Option<usize>,
+    },
     File(PathBuf),
 }
 
@@ -83,6 +91,13 @@ impl Kind {
             Kind::OAuth => "oauth",
         }
     }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::ApiKey => "API key",
+            Kind::OAuth => "OAuth credentials",
+        }
+    }
 }
 
 fn service(url: &Url) -> String {
@@ -93,6 +108,33 @@ fn keyring_err(e: keyring_core::Error) -> CloudError {
     // keyring-core errors name the platform failure, never the secret.
     CloudError::Credentials(format!("the OS keychain failed: {e}"))
 }
+
+fn chunk_err(e: ChunkError, url: &Url, kind: Kind) -> CloudError {
+    let noun = kind.noun();
+    match e {
+        ChunkError::Store(e) => keyring_err(e),
+        ChunkError::Torn(why) => CloudError::Credentials(format!(
+            "failed to read the {noun} stored for {url}: {why} (a write was interrupted or \
+             another program changed the keychain entries); run `testrelay logout {url}` and \
+             sign in again"
+        )),
+        ChunkError::TooLarge { .. } => CloudError::Credentials(format!(
+            "failed to store the {noun} for {url} in the OS keychain: {e}; opt in to a 0600 \
+             file with --credential-store file"
+        )),
+    }
+}
+
+/// The largest secret one keychain entry takes; longer ones are split by `chunked`.
+/// Credential Manager refuses a blob over `CRED_MAX_CREDENTIAL_BLOB_SIZE`, 2,560 bytes:
+/// windows-native-keyring-store's `set_secret` returns `TooLong("secret", 2560)`.
+#[cfg(windows)]
+const ENTRY_LIMIT: Option<usize> = Some(2560);
+
+/// The macOS keychain and Secret Service took megabytes in tests; the kernel keyutils
+/// store holds 32 KB per key (less under a user's quota), more than OAuth tokens need.
+#[cfg(not(windows))]
+const ENTRY_LIMIT: Option<usize> = None;
 
 /// Write, read back and delete a canary entry: a store can open fine and still refuse
 /// writes (keyutils without a session keyring, a locked Secret Service collection).
@@ -138,10 +180,48 @@ fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), Cloud
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    let keychain = apple_native_keyring_store::keychain::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    match keychain {
+        Ok(s) => Ok((s, "OS keychain (macOS login keychain)".into())),
+        Err(e) => Err(CloudError::Credentials(format!(
+            "the macOS login keychain is not usable ({e}). Unlock it (Keychain Access, or \
+             `security unlock-keychain` over SSH), or opt in to a 0600 file with \
+             --credential-store file (or credential_store = \"file\" in the config file)"
+        ))),
+    }
+}
+
+#[cfg(windows)]
+fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
+    let manager = windows_native_keyring_store::Store::new()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            let s: Arc<keyring_core::CredentialStore> = s;
+            probe(&s).map(|()| s)
+        });
+    match manager {
+        Ok(s) => Ok((s, "OS keychain (Windows Credential Manager)".into())),
+        Err(e) => Err(CloudError::Credentials(format!(
+            "the Windows Credential Manager is not usable ({e}); opt in to a 0600 file with \
+             --credential-store file (or credential_store = \"file\" in the config file)"
+        ))),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
     Err(CloudError::Credentials(
-        "the OS keychain is not supported on this platform yet; opt in to a 0600 file with --credential-store file".into(),
+        "testrelay has no OS keychain support on this platform (only macOS, Windows and Linux); \
+         opt in to a 0600 file with --credential-store file (or credential_store = \"file\" in \
+         the config file)"
+            .into(),
     ))
 }
 
@@ -170,7 +250,10 @@ impl Credentials {
             StoreKind::Keychain => {
                 let (store, description) = open_keychain()?;
                 Ok(Credentials {
-                    backend: Backend::Keychain(store),
+                    backend: Backend::Keychain {
+                        store,
+                        entry_limit: ENTRY_LIMIT,
+                    },
                     description,
                 })
             }
@@ -181,13 +264,17 @@ impl Credentials {
         }
     }
 
-    /// A store over any keyring-core store (tests use keyring-core's mock).
+    /// A store over any keyring-core store (tests use keyring-core's mock), with no
+    /// limit on the size of an entry.
     pub fn with_keyring_store(
         store: Arc<keyring_core::CredentialStore>,
         description: &str,
     ) -> Self {
         Credentials {
-            backend: Backend::Keychain(store),
+            backend: Backend::Keychain {
+                store,
+                entry_limit: None,
+            },
             description: description.to_string(),
         }
     }
@@ -243,15 +330,22 @@ impl Credentials {
 
     pub fn get_kind(&self, url: &Url, kind: Kind) -> Result<Option<Secret>, CloudError> {
         match &self.backend {
-            Backend::Keychain(store) => {
-                let entry = store
-                    .build(&service(url), kind.user(), None)
-                    .map_err(keyring_err)?;
-                match entry.get_password() {
-                    Ok(v) => Ok(Some(Secret(v))),
-                    Err(keyring_core::Error::NoEntry) => Ok(None),
-                    Err(e) => Err(keyring_err(e)),
-                }
+            Backend::Keychain { store, .. } => {
+                let Some(bytes) = chunked::read(store, &service(url), kind.user())
+                    .map_err(|e| chunk_err(e, url, kind))?
+                else {
+                    return Ok(None);
+                };
+                // The error would carry the bytes; drop it.
+                let noun = kind.noun();
+                String::from_utf8(bytes)
+                    .map(|v| Some(Secret(v)))
+                    .map_err(|_| {
+                        CloudError::Credentials(format!(
+                            "failed to read the {noun} stored for {url}: it is not UTF-8 text; \
+                             run `testrelay logout {url}` and sign in again"
+                        ))
+                    })
             }
             Backend::File(dir) => Ok(Self::read_file(dir, url)?
                 .and_then(|e| match kind {
@@ -264,10 +358,14 @@ impl Credentials {
 
     pub fn set_kind(&self, url: &Url, kind: Kind, secret: &Secret) -> Result<(), CloudError> {
         match &self.backend {
-            Backend::Keychain(store) => store
-                .build(&service(url), kind.user(), None)
-                .and_then(|e| e.set_password(secret.expose()))
-                .map_err(keyring_err),
+            Backend::Keychain { store, entry_limit } => chunked::write(
+                store,
+                &service(url),
+                kind.user(),
+                secret.expose().as_bytes(),
+                *entry_limit,
+            )
+            .map_err(|e| chunk_err(e, url, kind)),
             Backend::File(dir) => {
                 let mut entry = Self::read_file(dir, url)?.unwrap_or(FileEntry {
                     url: url.to_string(),
@@ -289,16 +387,8 @@ impl Credentials {
 
     pub fn delete_kind(&self, url: &Url, kind: Kind) -> Result<bool, CloudError> {
         match &self.backend {
-            Backend::Keychain(store) => {
-                let entry = store
-                    .build(&service(url), kind.user(), None)
-                    .map_err(keyring_err)?;
-                match entry.delete_credential() {
-                    Ok(()) => Ok(true),
-                    Err(keyring_core::Error::NoEntry) => Ok(false),
-                    Err(e) => Err(keyring_err(e)),
-                }
-            }
+            Backend::Keychain { store, .. } => chunked::delete(store, &service(url), kind.user())
+                .map_err(|e| chunk_err(e, url, kind)),
             Backend::File(dir) => {
                 let Some(mut entry) = Self::read_file(dir, url)? else {
                     return Ok(false);
@@ -381,6 +471,8 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CloudError
 
 #[cfg(test)]
 mod tests {
+    use keyring_core::api::CredentialStoreApi;
+
     use super::*;
 
     fn url() -> Url {
@@ -428,6 +520,63 @@ mod tests {
             err.contains("other users can read it") && !err.contains("k-456"),
             "{err}"
         );
+    }
+
+    /// A store refusing entries over Windows' limit, with that limit applied.
+    fn windows_like() -> (Arc<chunked::test_store::Limited>, Credentials) {
+        let limited = chunked::test_store::Limited::new(2560);
+        let creds = Credentials {
+            backend: Backend::Keychain {
+                store: chunked::test_store::dyn_store(&limited),
+                entry_limit: Some(2560),
+            },
+            description: "mock".into(),
+        };
+        (limited, creds)
+    }
+
+    #[test]
+    fn oauth_credentials_over_the_entry_limit_round_trip_and_delete_cleanly() {
+        let (limited, creds) = windows_like();
+        // 2,559 ASCII bytes then multi-byte characters: part 1 ends inside one.
+        let json = format!("{}{}", "a".repeat(2559), "é🔑".repeat(1500));
+        creds
+            .set_kind(&url(), Kind::OAuth, &Secret::new(json.clone()))
+            .unwrap();
+        creds.set(&url(), &Secret::new("k-789")).unwrap();
+        assert_eq!(
+            creds.get_kind(&url(), Kind::OAuth).unwrap(),
+            Some(Secret::new(json))
+        );
+        assert!(creds.delete(&url()).unwrap());
+        assert_eq!(limited.users(), Vec::<String>::new());
+        assert_eq!(creds.get_kind(&url(), Kind::OAuth).unwrap(), None);
+    }
+
+    #[test]
+    fn a_torn_credential_is_an_error_naming_the_fix_and_not_the_secret() {
+        let (limited, creds) = windows_like();
+        let json = format!("{{\"access_token\":\"{}\"}}", "t".repeat(6000));
+        creds
+            .set_kind(&url(), Kind::OAuth, &Secret::new(json))
+            .unwrap();
+        let service = service(&url());
+        limited
+            .mock
+            .build(&service, "oauth#a2", None)
+            .unwrap()
+            .delete_credential()
+            .unwrap();
+        let err = creds.get_kind(&url(), Kind::OAuth).unwrap_err().to_string();
+        assert!(
+            err.contains("part 2 of 3 is missing")
+                && err.contains("testrelay logout https://mcp.example.com/mcp")
+                && !err.contains("ttt"),
+            "{err}"
+        );
+        // Logging out clears what is left.
+        assert!(creds.delete(&url()).unwrap());
+        assert_eq!(limited.users(), Vec::<String>::new());
     }
 
     #[test]

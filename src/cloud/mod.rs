@@ -1,12 +1,14 @@
 //! The cloud bridge: testrelay as a client of hosted MCP servers.
 //!
-//! `config` says which servers to bridge; `credentials` keeps their API keys in the OS
-//! keychain (or an opt-in 0600 file); `upstream` is one Streamable HTTP connection;
+//! `config` says which servers to bridge; `credentials` keeps their API keys and OAuth
+//! tokens in the OS keychain (or an opt-in 0600 file), and `chunked` splits a secret too
+//! long for one keychain entry; `upstream` is one Streamable HTTP connection;
 //! `oauth` is browser sign-in and the OAuth connection (rmcp does the protocol);
 //! `bridge` keeps connections alive in the background and forwards tool calls. Only this
 //! module speaks HTTP. Credentials never reach logs, tool output or command lines.
 
 mod bridge;
+mod chunked;
 mod config;
 pub mod contract;
 mod credentials;
