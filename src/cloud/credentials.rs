@@ -164,12 +164,15 @@ fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), Cloud
         Ok(s) => return Ok((s, "OS keychain (Secret Service)".into())),
         Err(e) => e,
     };
-    let keyutils = linux_keyutils_keyring_store::Store::new()
-        .map_err(|e| e.to_string())
-        .and_then(|s| {
-            let s: Arc<keyring_core::CredentialStore> = s;
-            probe(&s).map(|()| s)
-        });
+    let open_keyutils = || {
+        linux_keyutils_keyring_store::Store::new()
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                let s: Arc<keyring_core::CredentialStore> = s;
+                probe(&s).map(|()| s)
+            })
+    };
+    let keyutils = open_keyutils().or_else(|first| open_keyutils().map_err(|_| first));
     match keyutils {
         Ok(s) => Ok((s, "OS keychain (kernel keyutils; cleared at reboot)".into())),
         Err(ku_error) => Err(CloudError::Credentials(format!(
