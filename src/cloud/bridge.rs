@@ -645,7 +645,7 @@ impl BridgeInner {
             .await
         {
             Ok(h) => h,
-            Err(e) => return self.transport_failure(i, e.to_string()),
+            Err(e) => return self.transport_failure(i, e.to_string()).await,
         };
         let (id, upstream_token) = (handle.id.clone(), handle.progress_token.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -697,17 +697,26 @@ impl BridgeInner {
                 "cloud server {} answered the call with an unexpected result type",
                 server.spec.name
             ))]),
-            Some(Err(e)) => self.transport_failure(i, e.to_string()),
+            Some(Err(e)) => self.transport_failure(i, e.to_string()).await,
         }
     }
 
-    fn transport_failure(&self, i: usize, error: String) -> CallToolResult {
+    /// The connection failed under a call: mark the server as reconnecting at once (until
+    /// the background loop gets to it, test_connection would otherwise report it connected
+    /// and skip its probe) and kick the reconnect.
+    async fn transport_failure(&self, i: usize, error: String) -> CallToolResult {
         let server = &self.servers[i];
+        let error = plain_error(&error);
+        self.set_state(
+            i,
+            ConnState::Connecting,
+            Some(format!("the last call failed ({error}); reconnecting")),
+        )
+        .await;
         server.kick.notify_one();
         CallToolResult::error(vec![ContentBlock::text(format!(
-            "the call to cloud server {} failed ({}); testrelay is reconnecting, retry in a few seconds; local tools keep working",
+            "the call to cloud server {} failed ({error}); testrelay is reconnecting, retry in a few seconds; local tools keep working",
             server.spec.name,
-            plain_error(&error)
         ))])
     }
 }

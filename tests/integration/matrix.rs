@@ -471,6 +471,13 @@ async fn an_upstream_restarted_on_the_same_port_is_used_again() {
         said.contains("failed") && said.contains("reconnecting"),
         "the error does not say what happened: {said}"
     );
+    // test_connection, which the model calls to find out why, says so too.
+    let server = c.server_report().await;
+    assert_eq!(server["state"], "unreachable", "{server}");
+    assert!(
+        server["error"].as_str().unwrap_or_default().contains(&url),
+        "{server}"
+    );
     let local = c.session.call("list_test_executions", json!({})).await;
     assert_eq!(local.is_error, Some(false), "{}", text(&local));
 
