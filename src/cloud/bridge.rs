@@ -58,6 +58,9 @@ struct ServerConn {
     described: RwLock<Option<String>>,
     auth: RwLock<Option<AuthStyle>>,
     kick: Notify,
+    /// Held for the length of a connection attempt, so the background loop, a
+    /// test_connection probe and a finished sign-in never connect at the same time.
+    attempting: tokio::sync::Mutex<()>,
     /// The browser sign-in started from the IDE, while one runs: its authorization URL.
     /// At most one flow per server at a time, so repeated calls never open a browser storm.
     sign_in: tokio::sync::Mutex<Option<SignIn>>,
@@ -159,6 +162,7 @@ impl Bridge {
                 described: RwLock::new(None),
                 auth: RwLock::new(None),
                 kick: Notify::new(),
+                attempting: tokio::sync::Mutex::new(()),
                 sign_in: tokio::sync::Mutex::new(None),
             })
             .collect();
@@ -318,8 +322,20 @@ impl BridgeInner {
         *self.servers[i].state.write().await = (state, error);
     }
 
-    /// One attempt: read the credential, connect, list tools. Updates the state.
+    /// Connect server `i`, or, when an attempt is already under way, wait for it and take
+    /// its outcome rather than open a second connection.
     async fn connect_once(self: &Arc<Self>, i: usize) -> ConnState {
+        let server = &self.servers[i];
+        let Ok(_attempt) = server.attempting.try_lock() else {
+            drop(server.attempting.lock().await);
+            return server.state.read().await.0.clone();
+        };
+        self.try_connect(i).await
+    }
+
+    /// One attempt: read the credential, connect, list tools. Updates the state. The
+    /// caller holds `attempting`.
+    async fn try_connect(self: &Arc<Self>, i: usize) -> ConnState {
         let spec = self.servers[i].spec.clone();
         let kind = self.config.credential_store;
         let dir = self.file_dir.clone();
@@ -396,8 +412,8 @@ impl BridgeInner {
     /// Keep server `i` connected for the life of the process.
     async fn run(self: Arc<Self>, i: usize) {
         let mut backoff = Duration::from_secs(1);
+        let mut state = self.connect_once(i).await;
         loop {
-            let state = self.connect_once(i).await;
             let wait = match state {
                 ConnState::Connected => {
                     backoff = Duration::from_secs(1);
@@ -419,7 +435,17 @@ impl BridgeInner {
                 _ = server.kick.notified() => {}
                 _ = async { match wait { Some(w) => tokio::time::sleep(w).await, None => std::future::pending().await } } => {}
             }
+            let _attempt = server.attempting.lock().await;
+            // A test_connection probe or a sign-in may have connected while this loop waited:
+            // keep that connection. Failures take the state off Connected before they kick.
+            if server.state.read().await.0 == ConnState::Connected
+                && server.client.read().await.is_some()
+            {
+                state = ConnState::Connected;
+                continue;
+            }
             self.drop_connection(i).await;
+            state = self.try_connect(i).await;
         }
     }
 
@@ -533,6 +559,15 @@ impl BridgeInner {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(server = %self.servers[i].spec.name, error = %e, "listing upstream tools failed");
+                self.set_state(
+                    i,
+                    ConnState::Connecting,
+                    Some(format!(
+                        "listing its tools failed ({}); reconnecting",
+                        plain_error(&e)
+                    )),
+                )
+                .await;
                 self.servers[i].kick.notify_one();
                 return;
             }

@@ -270,25 +270,33 @@ impl Fake {
 /// serving an IDE with it; the temp dirs live as long as the session.
 struct Connected {
     session: Session,
+    /// Sessions the login opened on the fake; the others are the bridge's.
+    login_sessions: Vec<String>,
     _home: tempfile::TempDir,
     _state: tempfile::TempDir,
 }
 
-async fn connect(url: &str) -> Connected {
+/// Log in to `fake`, start the binary and, as an IDE's first call often is, ask
+/// test_connection at once: it finds the connection under way and reports it connected.
+async fn connect(fake: &Fake) -> Connected {
+    let url = fake.url();
     let home = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let stored = login(home.path(), url, GOOD_KEY);
+    let stored = login(home.path(), &url, GOOD_KEY);
     let said = String::from_utf8_lossy(&stored.stdout).to_string()
         + &String::from_utf8_lossy(&stored.stderr);
     assert_eq!(stored.status.code(), Some(0), "{said}");
     assert_no_key(&said);
-    let session = serve(home.path(), state.path(), url).await;
-    session.tools_with("echo").await;
-    Connected {
-        session,
+    let c = Connected {
+        session: serve(home.path(), state.path(), &url).await,
+        login_sessions: fake.seen.sessions(),
         _home: home,
         _state: state,
-    }
+    };
+    let server = c.server_report().await;
+    assert_eq!(server["state"], "connected", "{server}");
+    c.session.tools_with("echo").await;
+    c
 }
 
 impl Connected {
@@ -299,6 +307,13 @@ impl Connected {
         let v = r.structured_content.clone().expect("structured report");
         assert_no_key(&v.to_string());
         v["servers"][0].clone()
+    }
+
+    /// Sessions the bridge opened on `seen`'s server.
+    fn bridge_sessions(&self, seen: &Seen) -> Vec<String> {
+        let mut ids = seen.sessions();
+        ids.retain(|id| !self.login_sessions.contains(id));
+        ids
     }
 
     /// Close the IDE side and return the binary's whole stderr, checked for the key.
@@ -327,19 +342,7 @@ fn wire(r: &CallToolResult) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_only_upstream_works_without_retrying_its_get() {
     let fake = Fake::start(Flavor::PostOnly).await;
-    let url = fake.url();
-    let home = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let stored = login(home.path(), &url, GOOD_KEY);
-    assert_eq!(stored.status.code(), Some(0));
-    // Sessions the login opened; the rest are the bridge's.
-    let before = fake.seen.sessions();
-
-    let c = Connected {
-        session: serve(home.path(), state.path(), &url).await,
-        _home: home,
-        _state: state,
-    };
+    let c = connect(&fake).await;
     let names = c.session.tools_with("echo").await;
     for name in ["find_project", "wait_for_cancel", "list_test_executions"] {
         assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
@@ -360,7 +363,7 @@ async fn a_post_only_upstream_works_without_retrying_its_get() {
     let bridge_get = |s: &Seen| {
         s.gets()
             .iter()
-            .any(|(id, _)| !id.is_empty() && !before.contains(id))
+            .any(|(id, _)| !id.is_empty() && !c.login_sessions.contains(id))
     };
     assert!(
         fake.seen.wait_until(WAIT, bridge_get).await,
@@ -381,13 +384,8 @@ async fn a_post_only_upstream_works_without_retrying_its_get() {
     let server = c.server_report().await;
     assert_eq!(server["state"], "connected", "{server}");
     assert_eq!(server["tools"], 3, "{server}");
-    // One connection: a 405 is no reason to reconnect.
-    let ours: Vec<String> = fake
-        .seen
-        .sessions()
-        .into_iter()
-        .filter(|id| !before.contains(id))
-        .collect();
+    // One connection: neither the probe at startup nor a 405 opens another.
+    let ours = c.bridge_sessions(&fake.seen);
     assert_eq!(ours.len(), 1, "{ours:?}");
 
     let logs = c.finish().await;
@@ -405,7 +403,7 @@ async fn a_post_only_upstream_works_without_retrying_its_get() {
 async fn plain_json_on_protocol_2024_11_05_passes_through_unchanged() {
     let fake = Fake::start(Flavor::JsonOldProtocol).await;
     let url = fake.url();
-    let c = connect(&url).await;
+    let c = connect(&fake).await;
 
     // The bridge asks for 2025-11-25 and accepts the older version the server answers.
     let server = c.server_report().await;
@@ -458,9 +456,10 @@ async fn plain_json_on_protocol_2024_11_05_passes_through_unchanged() {
 async fn an_upstream_restarted_on_the_same_port_is_used_again() {
     let fake = Fake::start(Flavor::Sessions).await;
     let (url, addr) = (fake.url(), fake.addr);
-    let c = connect(&url).await;
+    let c = connect(&fake).await;
     let r = c.session.call("echo", json!({"text": "before"})).await;
     assert_eq!(text(&r), "echo: before");
+    assert_eq!(c.bridge_sessions(&fake.seen).len(), 1);
 
     fake.stop().await;
     let r = c.session.call("echo", json!({"text": "down"})).await;
@@ -516,8 +515,13 @@ async fn an_upstream_restarted_on_the_same_port_is_used_again() {
             tokio::time::timeout(Duration::from_secs(1), c.session.ide.changed.notified()).await;
     }
     assert_no_key(&last);
-    // The answer came from the new server, over a new session.
-    assert!(!fake.seen.sessions().is_empty());
+    // The connection that answered is kept: the background retry, whose timer was set
+    // while the server was down (1 s, then 2 s), must not replace it with a second one.
+    let replaced = fake
+        .seen
+        .wait_until(Duration::from_secs(4), |s| s.sessions().len() > 1)
+        .await;
+    assert!(!replaced, "sessions: {:?}", fake.seen.sessions());
     let r = c.session.call("echo", json!({"text": "later"})).await;
     assert_eq!(
         (text(&r).as_str(), r.is_error),
@@ -529,7 +533,7 @@ async fn an_upstream_restarted_on_the_same_port_is_used_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_call_in_the_ide_cancels_it_upstream() {
     let fake = Fake::start(Flavor::Sessions).await;
-    let c = connect(&fake.url()).await;
+    let c = connect(&fake).await;
     c.session.tools_with("wait_for_cancel").await;
 
     let handle = c
@@ -554,7 +558,9 @@ async fn cancelling_a_call_in_the_ide_cancels_it_upstream() {
         .await
         .expect("the upstream never saw the cancellation");
 
+    // The connection survives the cancellation: the next call goes over it.
     let r = c.session.call("echo", json!({"text": "next"})).await;
     assert_eq!((text(&r).as_str(), r.is_error), ("echo: next", Some(false)));
+    assert_eq!(c.bridge_sessions(&fake.seen).len(), 1);
     c.finish().await;
 }
