@@ -18,7 +18,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, Implementation,
-    ProtocolVersion, ServerCapabilities, ServerConfig,
+    InitializeRequestParams, InitializeResult, ProtocolVersion, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
-use rmcp::{RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -55,6 +55,8 @@ struct Seen {
     sessions: Mutex<Vec<String>>,
     /// GET requests per session id ("" for none).
     gets: Mutex<HashMap<String, usize>>,
+    /// The protocol versions clients asked for in `initialize`, in order.
+    asked: Mutex<Vec<String>>,
     /// Content types of the answers to POSTs that had a body.
     content_types: Mutex<Vec<String>>,
     /// Any request was recorded.
@@ -128,6 +130,17 @@ impl Upstream {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Upstream {
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let asked = request.protocol_version.as_str().to_string();
+        self.seen.asked.lock().unwrap().push(asked);
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     fn get_info(&self) -> ServerConfig {
         let info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("matrix-cloud", "1.2.3"));
@@ -405,7 +418,13 @@ async fn plain_json_on_protocol_2024_11_05_passes_through_unchanged() {
     let url = fake.url();
     let c = connect(&fake).await;
 
-    // The bridge asks for 2025-11-25 and accepts the older version the server answers.
+    // The bridge (and the login check) ask for 2025-11-25 and accept the older version
+    // the server answers.
+    let asked = fake.seen.asked.lock().unwrap().clone();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|v| v == "2025-11-25"),
+        "{asked:?}"
+    );
     let server = c.server_report().await;
     assert_eq!(server["state"], "connected", "{server}");
     assert_eq!(
