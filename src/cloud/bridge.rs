@@ -171,7 +171,7 @@ fn next_step(spec: &ServerSpec, state: &ConnState, auth: Option<AuthStyle>) -> O
         ConnState::NotSignedIn => Some(format!("if the user wants to connect now, call test_connection with sign_in=true (opens the sign-in page in their browser); or ask them to run `testrelay login {url}` in a terminal (`--api-key-stdin` for an API key); testrelay picks a new credential up within {}s", LOGIN_POLL.as_secs())),
         ConnState::Rejected if auth == Some(AuthStyle::Oauth) => Some(format!("the sign-in was revoked or has expired: call test_connection with sign_in=true to sign in again in the browser, or ask the user to run `testrelay login {url}`")),
         ConnState::Rejected => Some(format!("the stored credential was rejected: ask the user to run `testrelay login {url} --api-key-stdin` with a valid key")),
-        ConnState::Unreachable => Some("check the network and the server URL; testrelay keeps retrying with backoff, and local tools keep working".into()),
+        ConnState::Unreachable => Some("check the network and the server URL; testrelay keeps reconnecting with backoff, and local tools keep working".into()),
         ConnState::StoreFailed => Some("fix the credential store (see error), or opt in to a 0600 file with --credential-store file, then log in again".into()),
     }
 }
@@ -922,6 +922,11 @@ impl BridgeInner {
         let why = error.unwrap_or_else(|| format!("{state:?}"));
         let next = next_step(&server.spec, &state, auth).unwrap_or_default();
         let text = match failure {
+            // The cause of a request that never got an answer is in `why`.
+            Some(f) if f.starts_with("error sending request") => format!(
+                "the call to cloud server {} failed: {why}. {next}",
+                server.spec.name
+            ),
             Some(f) => format!(
                 "the call to cloud server {} failed ({f}), and it is not available now: {why}. {next}",
                 server.spec.name

@@ -132,15 +132,42 @@ where
         Ok(Err(e)) if is_dead_grant(&e.to_string()) => Err(CloudError::Unauthorized {
             url: url.to_string(),
         }),
-        Ok(Err(e)) => Err(CloudError::Connect {
-            url: url.to_string(),
-            reason: super::bridge::plain_error(&e.to_string()),
-        }),
+        Ok(Err(e)) => {
+            let mut reason = super::bridge::plain_error(&e.to_string());
+            // rmcp's transport error hides its cause ("error sending request for url"):
+            // ask the HTTP stack once more, and name what stands in the way.
+            if reason.starts_with("error sending request")
+                && let Some(cause) = unreachable_cause(url).await
+            {
+                reason = cause;
+            }
+            Err(CloudError::Connect {
+                url: url.to_string(),
+                reason,
+            })
+        }
         Err(_) => Err(CloudError::Connect {
             url: url.to_string(),
             reason: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
         }),
     }
+}
+
+/// Why `url` cannot be reached, in the words of the innermost error of the HTTP stack
+/// (connection refused, a name that does not resolve, a certificate it does not trust, a
+/// timeout); None when the server answers at all.
+async fn unreachable_cause(url: &Url) -> Option<String> {
+    let sent = http_client()
+        .get(url.as_str())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    let error = sent.err()?;
+    let mut cause: &dyn std::error::Error = &error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    Some(cause.to_string())
 }
 
 /// All tools of a connected server.

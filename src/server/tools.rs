@@ -572,13 +572,15 @@ impl ServerHandler for TestRelayServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Before any tool runs: test_connection may come before rmcp has run the
+        // `initialized` handler, and must find the bridge's own connection attempt.
+        self.start_bridge(&context.peer);
         if self.tool_router.has_route(&request.name) {
             return self
                 .tool_router
                 .call(ToolCallContext::new(self, request, context))
                 .await;
         }
-        self.start_bridge(&context.peer);
         if self.hybrid_router.has_route(&request.name) {
             let needs = super::hybrid::required_upstream_tools(&request.name);
             if !self.ctx.bridge.offers(needs).await {

@@ -202,13 +202,18 @@ pub(crate) fn login(config_home: &std::path::Path, url: &str, key: &str) -> std:
     child.wait_with_output().unwrap()
 }
 
-struct Session {
-    client: rmcp::service::RunningService<RoleClient, Ide>,
-    ide: Ide,
-    stderr: tokio::task::JoinHandle<String>,
+/// The real binary serving an IDE over stdio, and its stderr (read to the end on exit).
+pub(crate) struct Session {
+    pub(crate) client: rmcp::service::RunningService<RoleClient, Ide>,
+    pub(crate) ide: Ide,
+    pub(crate) stderr: tokio::task::JoinHandle<String>,
 }
 
-async fn serve(config_home: &std::path::Path, state: &std::path::Path, url: &str) -> Session {
+pub(crate) async fn serve(
+    config_home: &std::path::Path,
+    state: &std::path::Path,
+    url: &str,
+) -> Session {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["--server", url, "--credential-store", "file"])
         .env("XDG_CONFIG_HOME", config_home)
@@ -235,7 +240,7 @@ async fn serve(config_home: &std::path::Path, state: &std::path::Path, url: &str
 
 impl Session {
     /// Tool names, after waiting (bounded) for the list to contain `expected`.
-    async fn tools_with(&self, expected: &str) -> Vec<String> {
+    pub(crate) async fn tools_with(&self, expected: &str) -> Vec<String> {
         for _ in 0..50 {
             let names: Vec<String> = self
                 .client
@@ -253,7 +258,7 @@ impl Session {
         panic!("tool {expected} never appeared");
     }
 
-    async fn call(&self, name: &str, args: Value) -> rmcp::model::CallToolResult {
+    pub(crate) async fn call(&self, name: &str, args: Value) -> rmcp::model::CallToolResult {
         let params = CallToolRequestParams::new(name.to_string())
             .with_arguments(args.as_object().cloned().unwrap_or_default());
         self.client.call_tool(params).await.unwrap()

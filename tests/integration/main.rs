@@ -7,6 +7,7 @@ mod deliver;
 mod hybrid;
 mod jest;
 mod jobs;
+mod matrix;
 mod oauth;
 mod playwright;
 mod protocol;
