@@ -177,15 +177,19 @@ impl ClientHandler for Ide {
 }
 
 pub(crate) fn login(config_home: &std::path::Path, url: &str, key: &str) -> std::process::Output {
+    login_in("file", config_home, url, key)
+}
+
+/// `testrelay login URL --api-key-stdin` with the key on stdin, into credential store `store`.
+fn login_in(
+    store: &str,
+    config_home: &std::path::Path,
+    url: &str,
+    key: &str,
+) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new(BIN)
-        .args([
-            "login",
-            url,
-            "--api-key-stdin",
-            "--credential-store",
-            "file",
-        ])
+        .args(["login", url, "--api-key-stdin", "--credential-store", store])
         .env("XDG_CONFIG_HOME", config_home)
         .env_remove("TESTRELAY_SERVER")
         .stdin(Stdio::piped())
@@ -214,8 +218,17 @@ pub(crate) async fn serve(
     state: &std::path::Path,
     url: &str,
 ) -> Session {
+    serve_in("file", config_home, state, url).await
+}
+
+async fn serve_in(
+    store: &str,
+    config_home: &std::path::Path,
+    state: &std::path::Path,
+    url: &str,
+) -> Session {
     let mut cmd = tokio::process::Command::new(BIN);
-    cmd.args(["--server", url, "--credential-store", "file"])
+    cmd.args(["--server", url, "--credential-store", store])
         .env("XDG_CONFIG_HOME", config_home)
         .env("TESTRELAY_STATE_DIR", state)
         .env("TESTRELAY_LOG", "debug");
@@ -467,4 +480,52 @@ async fn without_a_server_test_connection_explains_how_to_connect() {
         .output()
         .unwrap();
     assert_eq!(status.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_os_keychain_keeps_the_key_for_the_next_process_and_off_the_disk() {
+    let url = fake_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = login_in("keychain", home.path(), &url, GOOD_KEY);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains(GOOD_KEY));
+    assert!(
+        !home.path().join("testrelay/credentials").exists(),
+        "the keychain store wrote a credential file"
+    );
+    if said.contains("no OS keychain is available") {
+        // A machine without any keychain: a clear refusal that names the opt-in, and
+        // nothing stored.
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains("--credential-store file"), "{said}");
+        eprintln!("no OS keychain here: only the refusal was checked");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("OS keychain"), "{said}");
+
+    // Another process (the IDE's) finds the key there.
+    let session = serve_in("keychain", home.path(), state.path(), &url).await;
+    session.tools_with("list_projects").await;
+    let r = session.call("list_projects", json!({"text": "acme"})).await;
+    assert_eq!(text(&r), "projects for acme");
+    session.client.cancel().await.unwrap();
+    assert!(!session.stderr.await.unwrap().contains(GOOD_KEY));
+
+    let logout = std::process::Command::new(BIN)
+        .args(["logout", &url])
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("TESTRELAY_SERVER")
+        .output()
+        .unwrap();
+    assert_eq!(logout.status.code(), Some(0));
+    let status = std::process::Command::new(BIN)
+        .args(["status", "--server", &url])
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(said.contains("(not_signed_in)"), "{said}");
 }
