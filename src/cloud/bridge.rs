@@ -524,10 +524,22 @@ impl BridgeInner {
         }
     }
 
-    /// Sign in to server `i` in the browser: joins the flow already running, or starts
-    /// one (for a tool call, not within [`SIGN_IN_COOLDOWN`] of one that came to nothing),
-    /// then waits up to `wait` for it. A finished sign-in has reconnected the server.
+    /// Sign in to server `i` in the browser and wait up to `wait` for the user.
     async fn sign_in(self: Arc<Self>, i: usize, wait: Duration, trigger: Trigger) -> SignInReport {
+        match self.clone().start_sign_in(i, trigger).await {
+            Ok(flow) => self.wait_sign_in(i, flow, wait).await,
+            Err(held_back) => held_back,
+        }
+    }
+
+    /// The browser sign-in of server `i`: the flow already running, or a new one (for a
+    /// tool call, not within [`SIGN_IN_COOLDOWN`] of one that came to nothing: then the
+    /// report saying so). A finished sign-in has reconnected the server.
+    async fn start_sign_in(
+        self: Arc<Self>,
+        i: usize,
+        trigger: Trigger,
+    ) -> Result<SignIn, SignInReport> {
         let server = &self.servers[i];
         let flow = {
             let mut slot = server.sign_in.lock().await;
@@ -539,7 +551,7 @@ impl BridgeInner {
                         && let Some((at, why)) = server.sign_in_failed.lock().expect("lock").clone()
                         && at.elapsed() < SIGN_IN_COOLDOWN
                     {
-                        return SignInReport {
+                        return Err(SignInReport {
                             server: server.spec.name.clone(),
                             url: None,
                             state: "held_back".into(),
@@ -549,7 +561,7 @@ impl BridgeInner {
                                     at.elapsed().as_secs()
                                 ))
                             )),
-                        };
+                        });
                     }
                     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
                     let (done_tx, done_rx) = tokio::sync::watch::channel(None);
@@ -582,6 +594,12 @@ impl BridgeInner {
                 }
             }
         };
+        Ok(flow)
+    }
+
+    /// Wait up to `wait` for a sign-in flow to end.
+    async fn wait_sign_in(&self, i: usize, flow: SignIn, wait: Duration) -> SignInReport {
+        let server = &self.servers[i];
         let mut done = flow.done.clone();
         let _ = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
         let outcome = done.borrow().clone();
@@ -767,26 +785,28 @@ impl BridgeInner {
         let server = &self.servers[i];
         let (name, url) = (&server.spec.name, &server.spec.url);
         // Start (or join) the flow first, so the IDE can show the URL while the call waits.
-        let started = self.clone().sign_in(i, Duration::ZERO, Trigger::Call).await;
-        if let (Some(token), Some(page), Some(ide)) = (&ide_progress, &started.url, self.ide.get())
-        {
-            let _ = ide
-                .notify_progress(
-                    ProgressNotificationParam::new(token.clone(), 0.0).with_message(format!(
-                        "waiting for the user to sign in to {name} in the browser: {page}"
-                    )),
-                )
-                .await;
-        }
-        let report = if started.state == "waiting" {
-            tokio::select! {
-                r = self.clone().sign_in(i, call_sign_in_wait(), Trigger::Call) => r,
-                _ = ide_cancel.cancelled() => {
-                    return CallToolResult::error(vec![ContentBlock::text("the call was cancelled")]);
+        let report = match self.clone().start_sign_in(i, Trigger::Call).await {
+            Err(held_back) => held_back,
+            Ok(flow) => {
+                if let (Some(token), Some(page), Some(ide)) =
+                    (&ide_progress, &flow.url, self.ide.get())
+                {
+                    let message =
+                        format!("waiting for the user to sign in to {name} in the browser: {page}");
+                    let _ = ide
+                        .notify_progress(
+                            ProgressNotificationParam::new(token.clone(), 0.0)
+                                .with_message(message),
+                        )
+                        .await;
+                }
+                tokio::select! {
+                    r = self.wait_sign_in(i, flow, call_sign_in_wait()) => r,
+                    _ = ide_cancel.cancelled() => {
+                        return CallToolResult::error(vec![ContentBlock::text("the call was cancelled")]);
+                    }
                 }
             }
-        } else {
-            started
         };
         let text = match report.state.as_str() {
             "signed_in" => {
