@@ -152,26 +152,29 @@ fn probe(store: &Arc<keyring_core::CredentialStore>) -> Result<(), String> {
     }
 }
 
+/// A store just opened, once the canary probe passed: the store, or why it is unusable.
+#[cfg_attr(
+    not(any(target_os = "linux", target_os = "macos", windows)),
+    allow(dead_code)
+)]
+fn probed<S>(
+    opened: keyring_core::Result<Arc<S>>,
+) -> Result<Arc<keyring_core::CredentialStore>, String>
+where
+    S: keyring_core::api::CredentialStoreApi + Send + Sync + 'static,
+{
+    let store: Arc<keyring_core::CredentialStore> = opened.map_err(|e| e.to_string())?;
+    probe(&store).map(|()| store)
+}
+
 #[cfg(target_os = "linux")]
 fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
-    let secret_service = zbus_secret_service_keyring_store::Store::new()
-        .map_err(|e| e.to_string())
-        .and_then(|s| {
-            let s: Arc<keyring_core::CredentialStore> = s;
-            probe(&s).map(|()| s)
-        });
+    let secret_service = probed(zbus_secret_service_keyring_store::Store::new());
     let ss_error = match secret_service {
         Ok(s) => return Ok((s, "OS keychain (Secret Service)".into())),
         Err(e) => e,
     };
-    let open_keyutils = || {
-        linux_keyutils_keyring_store::Store::new()
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                let s: Arc<keyring_core::CredentialStore> = s;
-                probe(&s).map(|()| s)
-            })
-    };
+    let open_keyutils = || probed(linux_keyutils_keyring_store::Store::new());
     let keyutils = open_keyutils().or_else(|first| open_keyutils().map_err(|_| first));
     match keyutils {
         Ok(s) => Ok((s, "OS keychain (kernel keyutils; cleared at reboot)".into())),
@@ -185,12 +188,7 @@ fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), Cloud
 
 #[cfg(target_os = "macos")]
 fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
-    let keychain = apple_native_keyring_store::keychain::Store::new()
-        .map_err(|e| e.to_string())
-        .and_then(|s| {
-            let s: Arc<keyring_core::CredentialStore> = s;
-            probe(&s).map(|()| s)
-        });
+    let keychain = probed(apple_native_keyring_store::keychain::Store::new());
     match keychain {
         Ok(s) => Ok((s, "OS keychain (macOS login keychain)".into())),
         Err(e) => Err(CloudError::Credentials(format!(
@@ -203,12 +201,7 @@ fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), Cloud
 
 #[cfg(windows)]
 fn open_keychain() -> Result<(Arc<keyring_core::CredentialStore>, String), CloudError> {
-    let manager = windows_native_keyring_store::Store::new()
-        .map_err(|e| e.to_string())
-        .and_then(|s| {
-            let s: Arc<keyring_core::CredentialStore> = s;
-            probe(&s).map(|()| s)
-        });
+    let manager = probed(windows_native_keyring_store::Store::new());
     match manager {
         Ok(s) => Ok((s, "OS keychain (Windows Credential Manager)".into())),
         Err(e) => Err(CloudError::Credentials(format!(
