@@ -369,6 +369,12 @@ fn credential_file(home: &std::path::Path) -> std::path::PathBuf {
         .expect("a credential file")
 }
 
+/// The refresh token the server would accept now (one grant).
+fn refresh_token(state: &Shared) -> String {
+    let s = state.lock().unwrap();
+    s.refresh.keys().next().cloned().expect("a refresh token")
+}
+
 fn assert_no_token(state: &Shared, text: &str, what: &str) {
     for t in &state.lock().unwrap().issued {
         assert!(
@@ -417,14 +423,7 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
         assert_eq!(mode, 0o600);
     }
     let stored = std::fs::read_to_string(&file).unwrap();
-    let first_rt = state
-        .lock()
-        .unwrap()
-        .refresh
-        .keys()
-        .next()
-        .cloned()
-        .unwrap();
+    let first_rt = refresh_token(&state);
     assert!(stored.contains(&first_rt), "the tokens were stored");
 
     let status = tokio::process::Command::new(BIN)
@@ -497,14 +496,7 @@ async fn browser_sign_in_then_bridge_refresh_and_revocation() {
     );
     assert!(state.lock().unwrap().refreshes >= 1);
     let stored = std::fs::read_to_string(&file).unwrap();
-    let current_rt = state
-        .lock()
-        .unwrap()
-        .refresh
-        .keys()
-        .next()
-        .cloned()
-        .unwrap();
+    let current_rt = refresh_token(&state);
     assert!(
         stored.contains(&current_rt) && !stored.contains(&first_rt),
         "the rotated refresh token was not persisted"
@@ -919,14 +911,7 @@ async fn logout_revokes_the_sign_in_at_the_server_and_deletes_it_here() {
     let (state, url) = fake_oauth_cloud().await;
     let home = tempfile::tempdir().unwrap();
     signed_in(&state, home.path(), &url).await;
-    let refresh = state
-        .lock()
-        .unwrap()
-        .refresh
-        .keys()
-        .next()
-        .cloned()
-        .unwrap();
+    let refresh = refresh_token(&state);
     let out = tokio::process::Command::new(BIN)
         .args(["logout", &url, "--credential-store", "file"])
         .env("XDG_CONFIG_HOME", home.path())
