@@ -126,6 +126,8 @@ pub(super) struct BridgeInner {
     >,
     /// Local tool names: an upstream tool never shadows one.
     reserved: HashSet<String>,
+    /// Where each server's last tool list is kept (see `tool_cache_file`).
+    tool_cache: Option<PathBuf>,
     started: OnceLock<()>,
     shutdown: CancellationToken,
 }
@@ -177,7 +179,13 @@ fn next_step(spec: &ServerSpec, state: &ConnState, auth: Option<AuthStyle>) -> O
 }
 
 impl Bridge {
-    pub fn new(config: CloudConfig, file_dir: PathBuf, reserved: HashSet<String>) -> Self {
+    /// `tool_cache` keeps each server's last tool list across restarts (None: not kept).
+    pub fn new(
+        config: CloudConfig,
+        file_dir: PathBuf,
+        reserved: HashSet<String>,
+        tool_cache: Option<PathBuf>,
+    ) -> Self {
         let servers = config
             .servers
             .iter()
@@ -204,6 +212,7 @@ impl Bridge {
                 ide: OnceLock::new(),
                 progress: Mutex::new(HashMap::new()),
                 reserved,
+                tool_cache,
                 started: OnceLock::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -427,6 +436,9 @@ impl BridgeInner {
                     _ => format!("{url} rejected the stored credential (HTTP 401)"),
                 };
                 self.set_state(i, ConnState::Rejected, Some(msg)).await;
+                if *self.servers[i].auth.read().await == Some(AuthStyle::Oauth) {
+                    self.expose_cached_tools(i).await;
+                }
                 ConnState::Rejected
             }
             Err(e) => {
@@ -681,6 +693,13 @@ impl BridgeInner {
                 return;
             }
         };
+        self.save_tool_cache(i, &tools);
+        self.expose_tools(i, tools).await;
+    }
+
+    /// Show `tools` (server `i`'s list as it offers it) to the IDE, renamed and filtered,
+    /// and tell it when its list changed.
+    async fn expose_tools(&self, i: usize, tools: Vec<Tool>) {
         let offered: HashSet<String> = tools.iter().map(|t| t.name.to_string()).collect();
         let allow = build_globs(&self.config.allow);
         let deny = build_globs(&self.config.deny);
@@ -715,6 +734,51 @@ impl BridgeInner {
         let changed = changed || offered_changed;
         if changed {
             self.notify_ide_tools_changed().await;
+        }
+    }
+
+    /// Where server `i`'s last tool list is kept (not a secret: names, descriptions and
+    /// schemas), so that after a restart with a sign-in that no longer works its tools are
+    /// still listed, and calling one signs in.
+    fn tool_cache_file(&self, i: usize) -> Option<PathBuf> {
+        use sha2::Digest;
+        let url = self.servers[i].spec.url.as_str().trim_end_matches('/');
+        let digest = sha2::Sha256::digest(url.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Some(self.tool_cache.as_ref()?.join(format!("{hex}.tools.json")))
+    }
+
+    fn save_tool_cache(&self, i: usize, tools: &[Tool]) {
+        let Some(path) = self.tool_cache_file(i) else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+            std::fs::write(&tmp, serde_json::to_vec(tools).unwrap_or_default())?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            tracing::debug!(path = %path.display(), error = %e, "could not save the tool list");
+        }
+    }
+
+    /// List server `i`'s last known tools when it has none listed (a restart with a
+    /// rejected sign-in).
+    async fn expose_cached_tools(&self, i: usize) {
+        if !self.servers[i].offered.read().await.is_empty() {
+            return;
+        }
+        let Some(path) = self.tool_cache_file(i) else {
+            return;
+        };
+        let cached = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Tool>>(&b).ok());
+        if let Some(tools) = cached.filter(|t| !t.is_empty()) {
+            self.expose_tools(i, tools).await;
         }
     }
 

@@ -62,7 +62,8 @@ pub fn main() -> ExitCode {
 }
 
 fn context(cli: &Cli) -> AppContext {
-    let store = Store::new(cli.state_dir.clone().unwrap_or_else(Store::default_root));
+    let state_root = cli.state_dir.clone().unwrap_or_else(Store::default_root);
+    let store = Store::new(state_root.clone());
     let supervisor = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("testrelay"));
     let mut settings = JobSettings::new(supervisor);
     settings.max_concurrent = cli.max_jobs.max(1);
@@ -85,7 +86,12 @@ fn context(cli: &Cli) -> AppContext {
         // The login shell is read only when a toolchain cannot be found otherwise, on the
         // first tool call that needs it, never at start-up.
         env: HostEnv::from_process().with_login_shell_fallback(),
-        bridge: Bridge::new(config, crate::cloud::default_file_dir(), reserved),
+        bridge: Bridge::new(
+            config,
+            crate::cloud::default_file_dir(),
+            reserved,
+            Some(state_root.join("cloud")),
+        ),
         cloud_error,
     }
 }

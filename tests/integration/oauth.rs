@@ -946,3 +946,40 @@ async fn logout_revokes_the_sign_in_at_the_server_and_deletes_it_here() {
         .collect();
     assert!(left.is_empty(), "credentials left behind: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_with_a_dead_sign_in_the_tools_are_listed_and_a_call_signs_in() {
+    let (state, url) = fake_oauth_cloud().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    signed_in(&state, home.path(), &url).await;
+    // A first IDE session sees the tools; then the IDE closes.
+    session(home.path(), work.path(), &url)
+        .await
+        .cancel()
+        .await
+        .unwrap();
+
+    // The grant dies while nothing runs (a refresh token that expired over the weekend).
+    revoke_every_grant(&state);
+    let (browser, log) = recording_browser(home.path(), true);
+    let client = session_with(
+        home.path(),
+        work.path(),
+        &url,
+        &[("TESTRELAY_BROWSER", browser.as_os_str())],
+    )
+    .await;
+    assert_eq!(
+        windows_opened(&log),
+        0,
+        "listing the tools opened a browser"
+    );
+    let r = client.call_tool(whoami()).await.unwrap();
+    assert_eq!(
+        (text(&r).as_str(), r.is_error),
+        ("hello ada from the protected server", Some(false))
+    );
+    assert_eq!(windows_opened(&log), 1);
+    client.cancel().await.unwrap();
+}
