@@ -138,12 +138,21 @@ async fn as_metadata(State(s): State<Shared>) -> Json<Value> {
 }
 
 /// RFC 7009: revoking a refresh or access token ends its grant; unknown tokens are fine.
-async fn revoke(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) -> StatusCode {
+async fn revoke(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>) -> Response {
     let mut s = s.lock().unwrap();
     if f.get("client_id").is_none_or(|c| !c.starts_with("client-")) {
-        return StatusCode::UNAUTHORIZED;
+        return StatusCode::UNAUTHORIZED.into_response();
     }
     let token = f.get("token").cloned().unwrap_or_default();
+    // Like servers with self-contained access tokens: only refresh tokens are revocable.
+    if f.get("token_type_hint").map(String::as_str) == Some("access_token") {
+        s.revocations.push(token);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_token_type"})),
+        )
+            .into_response();
+    }
     let grant = s
         .refresh
         .get(&token)
@@ -153,7 +162,7 @@ async fn revoke(State(s): State<Shared>, Form(f): Form<HashMap<String, String>>)
         s.revoked.insert(g);
     }
     s.revocations.push(token);
-    StatusCode::OK
+    StatusCode::OK.into_response()
 }
 
 async fn register(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
@@ -934,6 +943,7 @@ async fn logout_revokes_the_sign_in_at_the_server_and_deletes_it_here() {
             Some(&refresh),
             "the refresh token goes first"
         );
+        assert_eq!(s.revocations.len(), 2, "then the access token");
         assert!(
             !s.revoked.is_empty(),
             "the grant is still alive at the server"
