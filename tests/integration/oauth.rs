@@ -17,7 +17,11 @@ use axum::{Json, Router};
 use base64::Engine;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientRequest, ServerCapabilities, ServerConfig,
+    ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
 use rmcp::transport::TokioChildProcess;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpService, session::local::LocalSessionManager,
@@ -26,6 +30,7 @@ use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::cloud::Ide;
 use crate::support::BIN;
 
 #[derive(Clone)]
@@ -590,11 +595,7 @@ async fn a_browser_that_never_comes_back_times_out_with_the_url_printed() {
 }
 
 /// An IDE session of `testrelay` bridging `url`, once its upstream tool is listed.
-async fn session(
-    home: &std::path::Path,
-    work: &std::path::Path,
-    url: &str,
-) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+async fn session(home: &std::path::Path, work: &std::path::Path, url: &str) -> IdeSession {
     session_with(home, work, url, &[]).await
 }
 
@@ -603,7 +604,7 @@ async fn session_with(
     work: &std::path::Path,
     url: &str,
     envs: &[(&str, &std::ffi::OsStr)],
-) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+) -> IdeSession {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(["--server", url, "--credential-store", "file"])
         .env("XDG_CONFIG_HOME", home)
@@ -613,16 +614,21 @@ async fn session_with(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = ().serve(transport).await.unwrap();
-    for _ in 0..100 {
+    let ide = Ide::default();
+    let client = ide.clone().serve(transport).await.unwrap();
+    for _ in 0..20 {
         let tools = client.list_all_tools().await.unwrap();
         if tools.iter().any(|t| t.name == "whoami") {
             return client;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The bridge announces its tools with tools/list_changed.
+        let _ = tokio::time::timeout(Duration::from_millis(500), ide.changed.notified()).await;
     }
     panic!("the upstream tool never appeared");
 }
+
+/// An IDE session whose handler records list changes and progress.
+type IdeSession = rmcp::service::RunningService<rmcp::RoleClient, Ide>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_refresh_one_rotating_token_without_spending_it_twice() {
@@ -774,7 +780,7 @@ async fn signed_in(state: &Shared, home: &std::path::Path, url: &str) {
 /// `follow`).
 struct Recorded {
     state: Shared,
-    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    client: IdeSession,
     log: std::path::PathBuf,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -853,7 +859,18 @@ async fn a_sign_in_nobody_finishes_is_not_reopened_by_every_call() {
     .await;
     revoke_every_grant(&state);
 
-    let first = client.call_tool(whoami()).await.unwrap();
+    // The first call shows the sign-in page as progress while it waits, then in its answer.
+    let handle = client
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(CallToolRequest::new(whoami())),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let ServerResult::CallToolResult(first) = handle.await_response().await.unwrap() else {
+        panic!("not a tool result");
+    };
     let said = text(&first);
     assert_eq!(first.is_error, Some(true), "{said}");
     assert!(
@@ -861,6 +878,26 @@ async fn a_sign_in_nobody_finishes_is_not_reopened_by_every_call() {
         "{said}"
     );
     assert_no_token(&state, &said, "the call's answer");
+    let ide = client.service();
+    let shown = loop {
+        let seen = ide
+            .progress
+            .lock()
+            .await
+            .iter()
+            .find(|p| p.progress_token == token)
+            .cloned();
+        if let Some(p) = seen {
+            break p.message.unwrap_or_default();
+        }
+        tokio::time::timeout(Duration::from_secs(5), ide.progressed.notified())
+            .await
+            .expect("no progress while the call waited for the sign-in");
+    };
+    assert!(
+        shown.contains("sign in") && shown.contains("/authorize?"),
+        "{shown}"
+    );
 
     // Calls while the flow runs join it; once it has timed out, calls are held back.
     let mut held = None;
