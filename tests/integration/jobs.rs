@@ -10,12 +10,16 @@ use crate::support::{
     Project, RawServer, processes_with_token, start_server, token, wait_for_file, wait_no_processes,
 };
 
-fn hang_args(project: &Project, token: &str, marker: &std::path::Path) -> Value {
-    let _ = project;
-    json!({
+/// `run_tests` arguments for a run of `project` that hangs once it has written its marker
+/// file, with the token every one of its processes carries: (token, marker, arguments).
+fn hang(project: &Project) -> (String, std::path::PathBuf, Value) {
+    let token = token();
+    let marker = project.path().join("hang.marker");
+    let args = json!({
         "tests": ["tests/test_basic.py", "tests/test_procs.py"],
         "env": {"FX_HANG": "1", "FX_MARKER": marker, "TESTRELAY_TEST_TOKEN": token},
-    })
+    });
+    (token, marker, args)
 }
 
 #[tokio::test]
@@ -23,11 +27,8 @@ async fn cancel_keeps_finished_results_and_leaves_no_process() {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
     let server = start_server(state.path(), Some(project.path())).await;
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let started = server
-        .ok("run_tests", hang_args(&project, &token, &marker))
-        .await;
+    let (token, marker, args) = hang(&project);
+    let started = server.ok("run_tests", args).await;
     wait_for_file(&marker, Duration::from_secs(30));
     assert!(
         processes_with_token(&token).len() >= 3,
@@ -65,9 +66,7 @@ async fn a_timed_out_run_leaves_no_process() {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
     let server = start_server(state.path(), Some(project.path())).await;
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let mut args = hang_args(&project, &token, &marker);
+    let (token, _marker, mut args) = hang(&project);
     args["timeout_seconds"] = json!(3);
     let started = server.ok("run_tests", args).await;
     let done = server.wait_final(started["job_id"].as_str().unwrap()).await;
@@ -99,11 +98,8 @@ async fn runs_beyond_the_limit_wait_in_the_queue() {
     let client = rmcp::ServiceExt::serve((), transport).await.unwrap();
     let server = crate::support::Server { client, pid: 0 };
 
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let first = server
-        .ok("run_tests", hang_args(&project, &token, &marker))
-        .await;
+    let (_token, marker, args) = hang(&project);
+    let first = server.ok("run_tests", args).await;
     wait_for_file(&marker, Duration::from_secs(30));
     let second = server
         .ok(
@@ -139,11 +135,8 @@ async fn killing_the_server_kills_the_run_and_a_restart_marks_it_interrupted() {
         .await;
     server.wait_final(quick["job_id"].as_str().unwrap()).await;
 
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let hanging = server
-        .ok("run_tests", hang_args(&project, &token, &marker))
-        .await;
+    let (token, marker, args) = hang(&project);
+    let hanging = server.ok("run_tests", args).await;
     wait_for_file(&marker, Duration::from_secs(30));
     nix_kill9(server.pid);
     let left = wait_no_processes(&token, Duration::from_secs(2));
@@ -230,9 +223,7 @@ fn hanging_run_over_raw_stdio(
     let state = tempfile::tempdir().unwrap();
     let mut raw = RawServer::start(state.path(), &[]);
     raw.initialize(version);
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let mut args = hang_args(&project, &token, &marker);
+    let (token, marker, mut args) = hang(&project);
     args["path"] = json!(project.path());
     let started = raw.call(1, "run_tests", args);
     let job_id = started["result"]["structuredContent"]["job_id"]
@@ -315,11 +306,8 @@ async fn a_killed_supervisor_does_not_leave_the_run_behind() {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
     let server = start_server(state.path(), Some(project.path())).await;
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let started = server
-        .ok("run_tests", hang_args(&project, &token, &marker))
-        .await;
+    let (token, marker, args) = hang(&project);
+    let started = server.ok("run_tests", args).await;
     let job_id = started["job_id"].as_str().unwrap();
     wait_for_file(&marker, Duration::from_secs(30));
     nix_kill9(supervisor_pid(state.path(), job_id));
@@ -339,11 +327,8 @@ async fn the_next_start_stops_what_a_dead_server_and_supervisor_left() {
     let project = Project::pytest();
     let state = tempfile::tempdir().unwrap();
     let server = start_server(state.path(), Some(project.path())).await;
-    let token = token();
-    let marker = project.path().join("hang.marker");
-    let started = server
-        .ok("run_tests", hang_args(&project, &token, &marker))
-        .await;
+    let (token, marker, args) = hang(&project);
+    let started = server.ok("run_tests", args).await;
     let job_id = started["job_id"].as_str().unwrap().to_string();
     wait_for_file(&marker, Duration::from_secs(30));
     let sup = supervisor_pid(state.path(), &job_id);
