@@ -20,17 +20,8 @@ cd "$ROOT"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 # --- the binary ------------------------------------------------------------------------
-if [[ -n "${TESTRELAY_BIN:-}" ]]; then
-    BIN="$TESTRELAY_BIN"
-    [[ -x "$BIN" ]] || { log "TESTRELAY_BIN=$BIN is not executable"; exit 2; }
-else
-    BIN="$ROOT/target/release/testrelay"
-    if [[ ! -x "$BIN" ]] || [[ -n "$(find src Cargo.toml Cargo.lock -newer "$BIN" -print -quit 2>/dev/null)" ]]; then
-        log "building release binary (cargo build --release)"
-        cargo build --release >&2 || { log "cargo build --release failed"; exit 2; }
-    fi
-fi
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+# shellcheck source=scripts/release-bin.sh
+source "$ROOT/scripts/release-bin.sh"
 
 # --- the Python environment --------------------------------------------------------------
 VENV="$ROOT/target/bench-env/venv"
