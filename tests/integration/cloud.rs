@@ -132,16 +132,21 @@ pub(crate) async fn require_key(req: Request, next: Next) -> Response {
 /// Start the fake cloud; returns its MCP URL.
 async fn fake_cloud() -> String {
     let extra = Arc::new(AtomicBool::new(false));
-    let service: StreamableHttpService<FakeCloud, LocalSessionManager> = StreamableHttpService::new(
-        move || {
-            Ok(FakeCloud {
-                extra_tool: extra.clone(),
-                tool_router: FakeCloud::tool_router(),
-            })
-        },
-        Default::default(),
-        Default::default(),
-    );
+    serve_behind_key(move || FakeCloud {
+        extra_tool: extra.clone(),
+        tool_router: FakeCloud::tool_router(),
+    })
+    .await
+}
+
+/// Serve the MCP server `make` builds (one per session) on loopback at `/mcp`, behind the
+/// bearer-key check; returns its URL.
+pub(crate) async fn serve_behind_key<S>(make: impl Fn() -> S + Send + Sync + 'static) -> String
+where
+    S: ServerHandler + Send + 'static,
+{
+    let service: StreamableHttpService<S, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(make()), Default::default(), Default::default());
     let app = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn(require_key));

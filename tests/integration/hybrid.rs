@@ -18,15 +18,12 @@ use rmcp::model::{
 };
 use rmcp::service::PeerRequestOptions;
 use rmcp::transport::TokioChildProcess;
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpService, session::local::LocalSessionManager,
-};
 use rmcp::{RoleClient, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::cloud::{GOOD_KEY, Ide, login, require_key, text};
+use crate::cloud::{GOOD_KEY, Ide, login, serve_behind_key, text};
 use crate::support::{BIN, assert_snapshot, fixture_venv};
 
 /// What the fake service holds, and the failures it is told to inject.
@@ -320,26 +317,11 @@ impl ServerHandler for FakeContract {
 }
 
 async fn fake_contract(cloud: Shared) -> String {
-    let service: StreamableHttpService<FakeContract, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || {
-                Ok(FakeContract {
-                    cloud: cloud.clone(),
-                    tool_router: FakeContract::tool_router(),
-                })
-            },
-            Default::default(),
-            Default::default(),
-        );
-    let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn(require_key));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/mcp")
+    serve_behind_key(move || FakeContract {
+        cloud: cloud.clone(),
+        tool_router: FakeContract::tool_router(),
+    })
+    .await
 }
 
 struct Setup {
