@@ -25,6 +25,6 @@ pub use oauth::{
     revoke, sign_in, validate_authorization_url,
 };
 pub use upstream::{
-    UpstreamHandler, connect as connect_upstream, describe as describe_upstream, init_tls,
-    list_tools as list_upstream_tools,
+    Upstream, UpstreamHandler, connect as connect_upstream, describe as describe_upstream,
+    init_tls, list_tools as list_upstream_tools,
 };

@@ -30,11 +30,12 @@ async fn open_store(kind: StoreKind) -> Result<Credentials, CloudError> {
     blocking(move || Credentials::open(kind, &dir)).await
 }
 
-/// Connect with `key` and list tools: (server description, tool count).
-async fn verify(spec: &ServerSpec, key: &Secret) -> Result<(String, usize), CloudError> {
-    cloud::init_tls();
-    let handler = cloud::UpstreamHandler::detached();
-    let client = cloud::connect_upstream(&spec.url, Some(key), handler).await?;
+/// What a fresh connection reports, before it is closed: (server description, tool count).
+async fn summarize(
+    spec: &ServerSpec,
+    connected: Result<cloud::Upstream, CloudError>,
+) -> Result<(String, usize), CloudError> {
+    let client = connected?;
     let described = cloud::describe_upstream(&client);
     let tools = cloud::list_upstream_tools(&client)
         .await
@@ -44,6 +45,17 @@ async fn verify(spec: &ServerSpec, key: &Secret) -> Result<(String, usize), Clou
         })?;
     let _ = client.cancel().await;
     Ok((described, tools.len()))
+}
+
+/// Connect with `key` and list tools: (server description, tool count).
+async fn verify(spec: &ServerSpec, key: &Secret) -> Result<(String, usize), CloudError> {
+    cloud::init_tls();
+    let handler = cloud::UpstreamHandler::detached();
+    summarize(
+        spec,
+        cloud::connect_upstream(&spec.url, Some(key), handler).await,
+    )
+    .await
 }
 
 pub async fn login(ctx: AppContext, a: LoginArgs) -> ExitCode {
@@ -138,20 +150,9 @@ async fn browser_login(kind: StoreKind, spec: &ServerSpec, printer: &mut Printer
     // An API key stored earlier would win over the new sign-in; the user chose OAuth.
     let url = spec.url.clone();
     let _ = blocking(move || store.delete_kind(&url, cloud::CredentialKind::ApiKey)).await;
-    let verdict = async {
-        let client =
-            cloud::connect_oauth(&spec.url, oauth, cloud::UpstreamHandler::detached()).await?;
-        let described = cloud::describe_upstream(&client);
-        let tools = cloud::list_upstream_tools(&client)
-            .await
-            .map_err(|reason| CloudError::Connect {
-                url: spec.url.to_string(),
-                reason,
-            })?;
-        let _ = client.cancel().await;
-        Ok::<_, CloudError>((described, tools.len()))
-    }
-    .await;
+    let connected =
+        cloud::connect_oauth(&spec.url, oauth, cloud::UpstreamHandler::detached()).await;
+    let verdict = summarize(spec, connected).await;
     match verdict {
         Ok((server, tools)) => {
             printer.text(&format!(
