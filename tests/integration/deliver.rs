@@ -348,23 +348,6 @@ fn discover_then_initialize(raw: &mut RawServer) {
     assert_eq!(init["result"]["serverInfo"]["name"], "testrelay");
 }
 
-/// Long-poll until the job is final (bounded).
-fn wait_final(raw: &mut RawServer, job_id: &str, mut id: i64) -> Value {
-    for _ in 0..10 {
-        let r = raw.call(
-            id,
-            "get_test_execution_status",
-            json!({"job_id": job_id, "wait_seconds": 30}),
-        );
-        id += 1;
-        let s = r["result"]["structuredContent"].clone();
-        if !matches!(s["status"].as_str(), Some("queued" | "running")) {
-            return s;
-        }
-    }
-    panic!("job {job_id} did not finish");
-}
-
 #[test]
 fn launched_like_an_ide_the_server_finds_the_project_venv_and_runs_the_suite() {
     let sb = Sandbox::new();
@@ -384,7 +367,7 @@ fn launched_like_an_ide_the_server_finds_the_project_venv_and_runs_the_suite() {
         "{toolchain}"
     );
     let job_id = sc["job_id"].as_str().unwrap().to_string();
-    let status = wait_final(&mut raw, &job_id, 2);
+    let (status, _) = raw.wait_final(&job_id, 2);
     assert_eq!(status["status"], "failed", "{status}");
     let s = &status["summary"];
     assert_eq!(
@@ -458,7 +441,7 @@ fn a_python_only_the_login_shell_knows_is_found_after_the_handshake_and_read_onc
         login_bin.join("python3").display()
     );
     assert_eq!(sc["toolchain"], expected.as_str(), "{started}");
-    let status = wait_final(&mut raw, sc["job_id"].as_str().unwrap(), 3);
+    let (status, _) = raw.wait_final(sc["job_id"].as_str().unwrap(), 3);
     assert_eq!(status["status"], "passed", "{status}");
     let check = raw.call(20, "check_test_environment", json!({}));
     let sc = &check["result"]["structuredContent"];

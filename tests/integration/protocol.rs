@@ -100,20 +100,7 @@ fn stdout_is_only_json_rpc_while_a_test_floods_output() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut id = 2;
-    let status = loop {
-        let r = raw.call(
-            id,
-            "get_test_execution_status",
-            json!({"job_id": job_id, "wait_seconds": 30}),
-        );
-        id += 1;
-        let s = r["result"]["structuredContent"].clone();
-        if !matches!(s["status"].as_str(), Some("queued" | "running")) {
-            break s;
-        }
-        assert!(id < 12, "flood job did not finish");
-    };
+    let (status, id) = raw.wait_final(&job_id, 2);
     assert_eq!(status["status"], "passed", "{status}");
     assert!(
         status["log_tail"]["stdout"]

@@ -400,6 +400,24 @@ impl RawServer {
         self.response(id)
     }
 
+    /// Long-poll a job's status, with request ids from `id` on, until it is final (at most
+    /// ten polls); returns the status and the next free request id.
+    pub fn wait_final(&mut self, job_id: &str, mut id: i64) -> (Value, i64) {
+        for _ in 0..10 {
+            let r = self.call(
+                id,
+                "get_test_execution_status",
+                json!({"job_id": job_id, "wait_seconds": 30}),
+            );
+            id += 1;
+            let s = r["result"]["structuredContent"].clone();
+            if !matches!(s["status"].as_str(), Some("queued" | "running")) {
+                return (s, id);
+            }
+        }
+        panic!("job {job_id} did not finish");
+    }
+
     /// Close stdin (as an IDE does on shutdown) and wait, bounded, for the exit.
     pub fn close_and_wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         drop(self.stdin.take());
