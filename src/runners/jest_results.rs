@@ -14,21 +14,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::Deserialize;
 
 use super::plan::{Progress, Verdict};
+use super::text::{last_error_line, strip_ansi};
 use crate::report::{FileError, TestCase, TestReport, TestStatus};
-
-static ANSI: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("valid regex"));
-
-/// Remove terminal colour codes: Jest colours its messages when it thinks it may.
-fn strip_ansi(text: &str) -> String {
-    ANSI.replace_all(text, "").into_owned()
-}
 
 /// One test as the reporter writes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -532,12 +523,7 @@ fn quote_jest(stderr: &str) -> Option<String> {
         }
         return Some(strip_ansi(&q));
     }
-    lines
-        .iter()
-        .rev()
-        .find(|l| l.to_ascii_lowercase().contains("error"))
-        .or(lines.last())
-        .map(|l| strip_ansi(l))
+    last_error_line(stderr)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod playwright;
 mod playwright_results;
 mod pytest;
 mod python;
+mod text;
 mod toolchain;
 
 pub use env::{HostEnv, LoginShell};

@@ -10,23 +10,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::LazyLock;
 
 use base64::Engine;
-use regex::Regex;
 use serde::Deserialize;
 
 use super::plan::{Progress, Verdict};
 use super::playwright::{JSON_REPORT_FILE, selector};
 use crate::report::{Attachment, FileError, TestCase, TestReport, TestStatus};
 
-static ANSI: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\x1b\[[0-9;?]*[ -/]*[@-~]").expect("valid regex"));
-
-/// Remove ANSI escape sequences (colours, cursor moves).
-pub fn strip_ansi(s: &str) -> String {
-    ANSI.replace_all(s, "").into_owned()
-}
+use super::text::last_error_line;
+use super::text::strip_ansi;
 
 #[derive(Debug, Clone, Deserialize)]
 struct Location {
@@ -304,12 +297,8 @@ impl Collector {
         stderr_tail: &str,
     ) -> Verdict {
         let quoted = || {
-            stderr_tail
-                .lines()
-                .rev()
-                .find(|l| l.contains("Error"))
-                .or_else(|| stderr_tail.lines().rev().find(|l| !l.trim().is_empty()))
-                .map(|l| format!(": {}", strip_ansi(l.trim())))
+            last_error_line(stderr_tail)
+                .map(|l| format!(": {l}"))
                 .unwrap_or_default()
         };
         let global = self

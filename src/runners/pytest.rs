@@ -475,12 +475,8 @@ impl Collector {
         stderr_tail: &str,
     ) -> Verdict {
         let quoted = || {
-            stderr_tail
-                .lines()
-                .rev()
-                .find(|l| l.to_ascii_lowercase().contains("error"))
-                .or_else(|| stderr_tail.lines().rev().find(|l| !l.trim().is_empty()))
-                .map(|l| format!(": {}", l.trim()))
+            super::text::last_error_line(stderr_tail)
+                .map(|l| format!(": {l}"))
                 .unwrap_or_default()
         };
         let started = self.version.is_some() || self.finish_status.is_some();
