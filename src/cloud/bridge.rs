@@ -128,6 +128,7 @@ pub(super) struct BridgeInner {
     reserved: HashSet<String>,
     /// Where each server's last tool list is kept (see `tool_cache_file`).
     tool_cache: Option<PathBuf>,
+    credentials: Arc<CredentialsCache>,
     started: OnceLock<()>,
     shutdown: CancellationToken,
 }
@@ -204,6 +205,11 @@ impl Bridge {
                 sign_in_failed: Mutex::new(None),
             })
             .collect();
+        let credentials = Arc::new(CredentialsCache {
+            kind: config.credential_store,
+            dir: file_dir.clone(),
+            opened: Mutex::new(None),
+        });
         Bridge {
             inner: Arc::new(BridgeInner {
                 config,
@@ -213,6 +219,7 @@ impl Bridge {
                 progress: Mutex::new(HashMap::new()),
                 reserved,
                 tool_cache,
+                credentials,
                 started: OnceLock::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -345,11 +352,34 @@ impl Bridge {
         out
     }
 
+    /// Which credential store is in use, or why none is (blocking).
     pub fn credential_store(&self) -> String {
-        match Credentials::open(self.inner.config.credential_store, &self.inner.file_dir) {
+        match self.inner.credentials.open() {
             Ok(c) => c.describe().to_string(),
             Err(e) => format!("unavailable: {e}"),
         }
+    }
+}
+
+/// The credential store, opened (and probed) once it works: opening a keychain writes
+/// and deletes a canary entry, which the reconnect loop must not do every few seconds.
+/// A failure is not kept, so a keychain unlocked later is picked up.
+struct CredentialsCache {
+    kind: super::credentials::StoreKind,
+    dir: PathBuf,
+    opened: Mutex<Option<Arc<Credentials>>>,
+}
+
+impl CredentialsCache {
+    /// Blocking: keychain calls block.
+    fn open(&self) -> Result<Arc<Credentials>, CloudError> {
+        let mut opened = self.opened.lock().expect("credentials lock");
+        if let Some(c) = opened.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Credentials::open(self.kind, &self.dir)?);
+        *opened = Some(c.clone());
+        Ok(c)
     }
 }
 
@@ -359,29 +389,24 @@ impl BridgeInner {
     }
 
     async fn credential_state(&self, i: usize) -> Option<String> {
-        let kind = self.config.credential_store;
-        let dir = self.file_dir.clone();
+        let cache = self.credentials.clone();
         let url = self.servers[i].spec.url.clone();
-        tokio::task::spawn_blocking(move || {
-            Credentials::open(kind, &dir).and_then(|c| oauth::token_state(&c, &url))
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten()
+        tokio::task::spawn_blocking(move || cache.open().and_then(|c| oauth::token_state(&c, &url)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
     }
 
     /// One attempt: read the credential, connect, list tools. Updates the state.
     async fn connect_once(self: &Arc<Self>, i: usize) -> ConnState {
         let spec = self.servers[i].spec.clone();
-        let kind = self.config.credential_store;
-        let dir = self.file_dir.clone();
+        let cache = self.credentials.clone();
         let url = spec.url.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let creds = Arc::new(Credentials::open(kind, &dir)?);
-            oauth::lookup(creds, &url, &oauth::default_lock_dir(&dir))
-        })
-        .await;
+        let lock_dir = oauth::default_lock_dir(&self.file_dir);
+        let found =
+            tokio::task::spawn_blocking(move || oauth::lookup(cache.open()?, &url, &lock_dir))
+                .await;
         *self.servers[i].auth.write().await = match &found {
             Ok(Ok(Some(c))) => Some(c.style()),
             _ => None,
@@ -634,17 +659,13 @@ impl BridgeInner {
         url_tx: tokio::sync::oneshot::Sender<String>,
     ) -> Result<(), String> {
         let spec = self.servers[i].spec.clone();
-        let kind = self.config.credential_store;
-        let dir = self.file_dir.clone();
-        let creds = tokio::task::spawn_blocking(move || Credentials::open(kind, &dir))
+        let cache = self.credentials.clone();
+        let creds = tokio::task::spawn_blocking(move || cache.open())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let store = oauth::OAuthStore::new(
-            Arc::new(creds),
-            &spec.url,
-            &oauth::default_lock_dir(&self.file_dir),
-        );
+        let store =
+            oauth::OAuthStore::new(creds, &spec.url, &oauth::default_lock_dir(&self.file_dir));
         let mut url_tx = Some(url_tx);
         oauth::sign_in(&spec.url, store, oauth::login_timeout(), |line| {
             // stdout is the MCP channel: the sign-in text goes to stderr only.
