@@ -864,9 +864,9 @@ impl BridgeInner {
                 &ide_cancel,
             )
             .await;
-        let Forwarded::NeedsSignIn = first else {
-            return first.into_result();
-        };
+        if let Forwarded::Done(result) = first {
+            return result;
+        }
         let server = &self.servers[i];
         let (name, url) = (&server.spec.name, &server.spec.url);
         // Start (or join) the flow first, so the IDE can show the URL while the call waits.
@@ -904,7 +904,7 @@ impl BridgeInner {
                             "signed in to cloud server {name} again, but it still rejects the sign-in; ask the user to check their account's access, then run `testrelay login {url}`"
                         ))])
                     }
-                    other => other.into_result(),
+                    Forwarded::Done(result) => result,
                 };
             }
             "waiting" => format!(
@@ -1065,17 +1065,6 @@ enum Forwarded {
     Done(CallToolResult),
     /// The server rejected the OAuth sign-in: only the user can fix it, in the browser.
     NeedsSignIn,
-}
-
-impl Forwarded {
-    fn into_result(self) -> CallToolResult {
-        match self {
-            Forwarded::Done(r) => r,
-            Forwarded::NeedsSignIn => CallToolResult::error(vec![ContentBlock::text(
-                "the cloud server rejected the sign-in",
-            )]),
-        }
-    }
 }
 
 /// How long a call waits for a browser sign-in it started.
