@@ -1069,11 +1069,7 @@ enum Forwarded {
 
 /// How long a call waits for a browser sign-in it started.
 fn call_sign_in_wait() -> Duration {
-    std::env::var("TESTRELAY_SIGN_IN_WAIT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(CALL_SIGN_IN_WAIT)
+    oauth::env_seconds("TESTRELAY_SIGN_IN_WAIT", CALL_SIGN_IN_WAIT)
 }
 
 /// The part of a transport error a person can act on: rmcp's messages nest the transport's

@@ -33,11 +33,16 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a browser sign-in waits for the user: `TESTRELAY_LOGIN_TIMEOUT` seconds, or
 /// [`LOGIN_TIMEOUT`].
 pub fn login_timeout() -> Duration {
-    std::env::var("TESTRELAY_LOGIN_TIMEOUT")
+    env_seconds("TESTRELAY_LOGIN_TIMEOUT", LOGIN_TIMEOUT)
+}
+
+/// A duration from environment variable `name` in whole seconds, or `default`.
+pub(super) fn env_seconds(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs)
-        .unwrap_or(LOGIN_TIMEOUT)
+        .unwrap_or(default)
 }
 
 /// How long a process waits for another one to finish refreshing the same server's token.
